@@ -1,0 +1,1 @@
+"""Device drivers: one small class per protocol, speaking the tester's vocabulary."""

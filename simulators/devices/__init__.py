@@ -1,0 +1,1 @@
+"""One simulator module per tester protocol (each exposes ``SIM``, a ``SimSpec``)."""

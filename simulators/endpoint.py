@@ -14,8 +14,8 @@ import os
 import tty
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from simulators.faults import Fault, FaultPlan
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -80,4 +80,4 @@ class DriverSpec:
     summary: str
     factory: Callable[[DriverContext], Device]
     options: type[BaseModel] = NoOptions
-    default_line: LineSettings = LineSettings()
+    default_line: LineSettings = field(default_factory=LineSettings)

@@ -1,0 +1,27 @@
+"""Protocol name -> ``SimSpec``: every simulator the launcher can start.
+
+Each simulator module exposes ``SIM`` (or ``SIMS``); add its module path to ``_MODULES``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import cache
+
+from simulators.base import SimSpec
+
+_MODULES: tuple[str, ...] = (
+    # simulator modules, one per line:
+)
+
+
+@cache
+def sim_specs() -> dict[str, SimSpec]:
+    """Every known simulator, by protocol name."""
+    specs: dict[str, SimSpec] = {}
+    for name in _MODULES:
+        module = importlib.import_module(name)
+        found = list(getattr(module, "SIMS", ())) + ([module.SIM] if hasattr(module, "SIM") else [])
+        for spec in found:
+            specs[spec.protocol] = spec
+    return specs

@@ -1,0 +1,1 @@
+"""Shared fixtures. Device tests run drivers against simulators over real byte streams."""

@@ -50,6 +50,10 @@ class FaultPlan:
         for _ in range(count):
             self._pending.append(FaultSpec(Fault(fault), delay_s))
 
+    def set_rate(self, rate: float) -> None:
+        """Inject a random fault into this fraction of replies."""
+        self._rate = rate
+
     def clear(self) -> None:
         """Forget pending faults and stop random ones."""
         self._pending.clear()

@@ -1,0 +1,5 @@
+"""``python -m gateway`` is ``lanegw``."""
+
+from gateway.cli.main import app
+
+app()

@@ -1,0 +1,267 @@
+"""The composition root: build buses, drivers, supervisors, outbox, MQTT link and runner
+from a validated config, and run them all in one TaskGroup until cancelled.
+
+Ownership: each bus has exactly one owner task (``BusOwner.run``); each device one
+supervisor task; the MQTT link one task (with its own session TaskGroup); the inspection
+runner one task. Nothing here is fire-and-forget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+import uuid6
+
+from drivers.bus import BusOwner, StreamBus
+from drivers.devices.base import DriverContext, Reading
+from drivers.registry import get_spec
+from gateway import __version__
+from gateway.commands import CommandRouter
+from gateway.config import BusConfig, LaneConfig
+from gateway.inspection.runner import InspectionRunner
+from gateway.metrics import BusMetrics, Metrics, serve_metrics
+from gateway.mqtt import MqttLink
+from gateway.outbox import Outbox
+from gateway.records import (
+    DeviceInventoryItem,
+    DeviceStatus,
+    GatewayState,
+    Telemetry,
+    utc_now,
+)
+from gateway.secrets import read_mqtt_password
+from gateway.supervisor import DeviceSupervisor
+
+log = structlog.get_logger("lanegw")
+
+
+def config_hash(config: LaneConfig) -> str:
+    """A short hash of the effective config (secrets are file paths, never their contents)."""
+    text = config.model_dump_json(exclude={"mqtt": {"password_file"}})
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def build_bus(bus: BusConfig, metrics: Metrics) -> BusOwner[Any]:
+    """The owner of one configured bus."""
+    observer = BusMetrics(metrics, bus.id, _log_port)
+    if bus.kind == "serial":
+        return StreamBus(
+            bus.id,
+            bus.url,
+            bus.line,
+            response_timeout=bus.response_timeout_s,
+            inter_request_delay=bus.inter_request_delay_s,
+            observer=observer,
+        )
+    from drivers.modbus.bus import ModbusBus  # only lanes with Modbus testers need pymodbus
+
+    return ModbusBus(  # type: ignore[no-any-return]
+        bus.id,
+        bus.url if bus.kind == "modbus_rtu" else f"tcp://{bus.url.removeprefix('tcp://')}",
+        bus.line,
+        response_timeout=bus.response_timeout_s,
+        inter_request_delay=bus.inter_request_delay_s,
+        observer=observer,
+    )
+
+
+def _log_port(bus: str, is_open: bool, reason: str) -> None:
+    if is_open:
+        log.info("port_open", bus=bus)
+    else:
+        log.warning("port_unavailable", bus=bus, reason=reason)
+
+
+@dataclass
+class Gateway:
+    """A running gateway's parts (exposed for status, the CLI and tests)."""
+
+    config: LaneConfig
+    metrics: Metrics = field(default_factory=Metrics)
+    session_id: str = field(default_factory=lambda: str(uuid6.uuid7()))
+    started_at: Any = field(default_factory=utc_now)
+
+    def __post_init__(self) -> None:
+        cfg = self.config
+        self.outbox = Outbox(
+            cfg.state_dir / "outbox.sqlite3", cfg.outbox.max_bytes, cfg.outbox.alarm_fraction
+        )
+        self.buses = {b.id: build_bus(b, self.metrics) for b in cfg.buses}
+        self.supervisors: dict[str, DeviceSupervisor] = {}
+        for dev in cfg.devices:
+            spec = get_spec(dev.protocol)
+            context = DriverContext(
+                dev.id, self.buses[dev.bus], dev.address, spec.options.model_validate(dev.options)
+            )
+            self.supervisors[dev.id] = DeviceSupervisor(
+                spec.factory(context),
+                dev.poll_period_s,
+                self.metrics,
+                self._publish_status,
+                self._publish_reading,
+            )
+        self.commands = CommandRouter(self)
+        self.link = MqttLink(
+            cfg,
+            self.outbox,
+            self.metrics,
+            self.birth,
+            self.offline_state,
+            self.commands.handle,
+            read_mqtt_password(cfg.mqtt),
+        )
+        self.runner = InspectionRunner(self)
+        self._last_telemetry: dict[str, float] = {}
+        self._telemetry_interval = 1.0 / cfg.mqtt.telemetry_max_hz
+
+    @property
+    def gateway_id(self) -> str:
+        """Stable identity of this gateway (its MQTT client id)."""
+        return self.config.client_id
+
+    def birth(self) -> GatewayState:
+        """The retained birth message."""
+        cfg = self.config
+        return GatewayState(
+            online=True,
+            gateway_id=self.gateway_id,
+            station=cfg.station,
+            lane=cfg.lane,
+            session_id=self.session_id,
+            version=__version__,
+            config_hash=config_hash(cfg),
+            started_at=self.started_at,
+            devices=self.inventory(),
+            outbox_alarm=self.outbox.alarm,
+            ts=utc_now(),
+        )
+
+    def offline_state(self) -> GatewayState:
+        """The will: the gateway is gone."""
+        cfg = self.config
+        return GatewayState(
+            online=False,
+            gateway_id=self.gateway_id,
+            station=cfg.station,
+            lane=cfg.lane,
+            session_id=self.session_id,
+            ts=utc_now(),
+        )
+
+    def inventory(self) -> list[DeviceInventoryItem]:
+        """The configured devices, for the birth message and status."""
+        return [
+            DeviceInventoryItem(
+                id=d.id,
+                device_class=d.device_class.value,
+                protocol=d.protocol,
+                bus=d.bus,
+                vendor=d.identity.vendor,
+                model=d.identity.model,
+                serial=d.identity.serial,
+                certificate=d.identity.certificate.number if d.identity.certificate else None,
+            )
+            for d in self.config.devices
+        ]
+
+    def _publish_status(self, status: DeviceStatus) -> None:
+        topic = self.link.topics.device_status(status.device)
+        self.link.publish_retained(topic, status.model_dump_json().encode())
+
+    def _publish_reading(self, device: str, reading: Reading) -> None:
+        now = asyncio.get_running_loop().time()
+        if now - self._last_telemetry.get(device, -1e9) < self._telemetry_interval:
+            return  # rate limit: live values are for display, not evidence
+        self._last_telemetry[device] = now
+        if self.link.connected:
+            message = Telemetry(device=device, ts=utc_now(), values=reading.as_dict())
+            self.link.publish_live(
+                self.link.topics.telemetry(device), message.model_dump_json().encode()
+            )
+
+    async def _watch_outbox(self) -> None:
+        """Keep the outbox gauges current and log alarm transitions once."""
+        alarm = False
+        while True:
+            stats = self.outbox.stats()
+            self.metrics.outbox_depth.set(stats.depth)
+            self.metrics.outbox_bytes.set(stats.bytes)
+            self.metrics.outbox_oldest.set(stats.oldest_age_s)
+            self.metrics.outbox_alarm.set(1 if stats.alarm else 0)
+            if stats.alarm != alarm:
+                alarm = stats.alarm
+                (log.error if alarm else log.info)(
+                    "outbox_alarm" if alarm else "outbox_alarm_cleared",
+                    depth=stats.depth,
+                    bytes=stats.bytes,
+                    bound=self.outbox.max_bytes,
+                )
+            await asyncio.sleep(1.0)
+
+    async def run(self) -> None:
+        """Run every part until cancelled."""
+        structlog.contextvars.bind_contextvars(station=self.config.station, lane=self.config.lane)
+        log.info(
+            "gateway_starting",
+            version=__version__,
+            session_id=self.session_id,
+            outbox_depth=self.outbox.stats().depth,
+            last_seq=self.outbox.last_seq,
+        )
+        try:
+            async with asyncio.TaskGroup() as group:
+                for bus in self.buses.values():
+                    group.create_task(bus.run(), name=f"bus:{bus.name}")
+                for supervisor in self.supervisors.values():
+                    group.create_task(supervisor.run(), name=f"device:{supervisor.device_id}")
+                group.create_task(self.link.run(), name="mqtt")
+                group.create_task(self.runner.run(), name="inspections")
+                group.create_task(self._watch_outbox(), name="outbox-gauges")
+                metrics_cfg = self.config.metrics
+                if metrics_cfg.enabled:
+                    group.create_task(
+                        serve_metrics(self.metrics, metrics_cfg.address, metrics_cfg.port),
+                        name="metrics",
+                    )
+                _notify_ready()
+        finally:
+            await self.link.close()
+            self.outbox.close()
+            log.info("gateway_stopped")
+
+
+def _notify_ready() -> None:
+    """Tell systemd (Type=notify) we are up, when run under it."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    import socket
+
+    path = "\0" + address[1:] if address.startswith("@") else address
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.connect(path)
+        sock.sendall(b"READY=1")
+
+
+async def run_gateway(config: LaneConfig) -> None:
+    """Run a gateway until SIGINT/SIGTERM, then stop cleanly."""
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    assert main is not None
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, main.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await Gateway(config).run()
+
+
+def state_path(config: LaneConfig, name: str) -> Path:
+    """A file in the gateway's state directory."""
+    return config.state_dir / name

@@ -1,0 +1,1 @@
+"""The ``lanegw`` command line (Typer + Rich)."""

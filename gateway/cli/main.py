@@ -1,0 +1,161 @@
+"""``lanegw``: run the daemon, check a config, print schemas, run the demo.
+
+Every command prints a clear message and exits non-zero on failure; none shows a
+traceback for a user mistake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gateway.config import LaneConfig, load_config
+from gateway.errors import ConfigError
+from gateway.logs import LogFormat, configure_logging
+from gateway.secrets import SecretError
+
+app = typer.Typer(
+    name="lanegw",
+    help="Inspection-lane gateway: tester protocols in, judged result records out over MQTT.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+config_app = typer.Typer(help="Lane config files.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _load_or_exit(path: Path) -> LaneConfig:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        err.print(f"[bold red]{exc.path}: {len(exc.problems)} problem(s)[/]")
+        for problem in exc.problems:
+            err.print(f"  [red]✗[/] {problem}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+@config_app.command("check")
+def config_check(
+    file: Annotated[Path, typer.Argument(help="lane config YAML")],
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Validate a lane config: every problem with its field and line, or a lane summary.
+
+    Example: [bold]lanegw config check /etc/lanegw/lane.yaml[/]
+    """
+    try:
+        config = load_config(file)
+    except ConfigError as exc:
+        if as_json:
+            problems = [
+                {"field": p.field, "line": p.line, "message": p.message} for p in exc.problems
+            ]
+            out.print_json(json.dumps({"ok": False, "file": str(file), "problems": problems}))
+            raise typer.Exit(2) from None
+        _load_or_exit(file)
+        return
+    if as_json:
+        out.print_json(
+            json.dumps(
+                {
+                    "ok": True,
+                    "file": str(file),
+                    "station": config.station,
+                    "lane": config.lane,
+                    "devices": len(config.devices),
+                }
+            )
+        )
+        return
+    out.print(f"[green]✓[/] {file}: station {config.station}, lane {config.lane}")
+    table = Table("device", "class", "protocol", "bus", "url", "poll s")
+    buses = {b.id: b for b in config.buses}
+    for device in config.devices:
+        bus = buses[device.bus]
+        table.add_row(
+            device.id,
+            device.device_class.value,
+            device.protocol,
+            bus.id,
+            bus.url,
+            f"{device.poll_period_s:g}",
+        )
+    out.print(table)
+    out.print(
+        f"MQTT {config.mqtt.host}:{config.mqtt.port} (v{config.mqtt.protocol}, "
+        f"delivery on {config.mqtt.delivery}), state in {config.state_dir}"
+    )
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Option("--config", "-c", help="lane config YAML")],
+    log_format: Annotated[str, typer.Option(help="auto, json or console")] = "auto",
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
+) -> None:
+    """Run the gateway daemon until SIGTERM/SIGINT.
+
+    Example: [bold]lanegw run --config /etc/lanegw/lane.yaml[/]
+    """
+    from gateway.app import run_gateway
+
+    lane = _load_or_exit(config)
+    if log_format not in ("auto", "json", "console"):
+        err.print(f"[red]--log-format must be auto, json or console, not {log_format!r}[/]")
+        raise typer.Exit(2)
+    fmt: LogFormat = log_format  # type: ignore[assignment]
+    configure_logging(fmt, log_level.upper())
+    try:
+        asyncio.run(run_gateway(lane))
+    except SecretError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def schema(
+    name: Annotated[str | None, typer.Argument(help="one schema; all when omitted")] = None,
+    export_dir: Annotated[Path | None, typer.Option("--export", help="write files here")] = None,
+) -> None:
+    """Print the JSON Schemas of the MQTT payloads, records, orders and config.
+
+    Example: [bold]lanegw schema result-record[/]
+    """
+    from gateway.schemas import SCHEMA_MODELS, export, render
+
+    if export_dir is not None:
+        for path in export(export_dir):
+            out.print(f"wrote {path}")
+        return
+    if name is None:
+        out.print_json(json.dumps({n: json.loads(render(n)) for n in SCHEMA_MODELS}))
+        return
+    if name not in SCHEMA_MODELS:
+        err.print(f"[red]unknown schema {name!r}; known: {', '.join(SCHEMA_MODELS)}[/]")
+        raise typer.Exit(2)
+    print(render(name), end="")
+
+
+@app.command()
+def demo(
+    duration: Annotated[float | None, typer.Option(help="exit by itself after N seconds")] = None,
+    time_scale: Annotated[float, typer.Option(help="simulated lane speed (<1 is faster)")] = 0.3,
+) -> None:
+    """Run a whole simulated lane: testers, an embedded MQTT broker and the daemon.
+
+    Example: [bold]lanegw demo --duration 60[/]
+    """
+    from gateway.demo import run_demo
+
+    configure_logging("json", "WARNING")
+    asyncio.run(run_demo(out, duration, time_scale))

@@ -1,0 +1,114 @@
+"""Commands from the station server on ``cmd/{name}``: an allow-list, nothing runs a shell.
+
+Each command has a handler that validates its arguments and returns a result dict; the
+answer goes to the request's response topic (MQTT 5 property, or ``response_topic`` in
+the payload for 3.1.1) with the correlation data echoed. Unknown commands and malformed
+payloads are answered with an error, counted, and change nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from pydantic import ValidationError
+
+from gateway.errors import GatewayError
+from gateway.mqtt import Incoming
+from gateway.records import CommandRequest, CommandResponse, utc_now
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+log = structlog.get_logger("lanegw.commands")
+
+Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class CommandError(GatewayError):
+    """A command that was understood but cannot be carried out; the message says why."""
+
+
+class CommandRouter:
+    """Dispatches allowed commands to their handlers."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+        self._handlers: dict[str, Handler] = {
+            "ping": self._ping,
+            "status": self._status,
+            "inspect": self._inspect,
+            "abort": self._abort,
+        }
+
+    @property
+    def names(self) -> list[str]:
+        """The allowed commands."""
+        return sorted(self._handlers)
+
+    async def handle(self, incoming: Incoming) -> tuple[str, bytes] | None:
+        """Run one command; returns (response topic, payload)."""
+        topics = self._gateway.link.topics
+        try:
+            request = CommandRequest.model_validate_json(incoming.payload or b"{}")
+        except ValidationError as exc:
+            self._gateway.metrics.bad_messages.labels("cmd").inc()
+            first = exc.errors(include_url=False)[0]
+            error = f"invalid command payload: {first['msg']} at {_loc(first['loc'])}"
+            return topics.response(incoming.command), self._answer(incoming, None, error=error)
+        topic = incoming.response_topic or request.response_topic
+        topic = topic or topics.response(incoming.command)
+        handler = self._handlers.get(incoming.command)
+        if handler is None:
+            self._gateway.metrics.bad_messages.labels("cmd").inc()
+            error = f"unknown command {incoming.command!r}; allowed: {', '.join(self.names)}"
+            return topic, self._answer(incoming, request, error=error)
+        try:
+            result = await handler(request.args)
+        except (CommandError, GatewayError, ValidationError) as exc:
+            log.info("command_refused", command=incoming.command, error=str(exc))
+            return topic, self._answer(incoming, request, error=str(exc))
+        return topic, self._answer(incoming, request, result=result)
+
+    def _answer(
+        self,
+        incoming: Incoming,
+        request: CommandRequest | None,
+        *,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> bytes:
+        correlation = request.correlation_id if request else None
+        if correlation is None and incoming.correlation_data is not None:
+            correlation = incoming.correlation_data.decode(errors="replace")
+        response = CommandResponse(
+            command=incoming.command,
+            ok=error is None,
+            correlation_id=correlation,
+            error=error,
+            result=result or {},
+            ts=utc_now(),
+        )
+        return response.model_dump_json().encode()
+
+    async def _ping(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"session_id": self._gateway.session_id}
+
+    async def _status(self, args: dict[str, Any]) -> dict[str, Any]:
+        from gateway.status import gateway_status
+
+        return gateway_status(self._gateway).model_dump(mode="json")
+
+    async def _inspect(self, args: dict[str, Any]) -> dict[str, Any]:
+        return self._gateway.runner.submit_json(args)
+
+    async def _abort(self, args: dict[str, Any]) -> dict[str, Any]:
+        inspection_id = args.get("inspection_id")
+        if not isinstance(inspection_id, str):
+            raise CommandError("abort needs args.inspection_id")
+        return self._gateway.runner.abort(inspection_id)
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(payload)"

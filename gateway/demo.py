@@ -1,0 +1,163 @@
+"""``lanegw demo``: a whole simulated station on this machine, nothing else needed.
+
+Starts an embedded MQTT broker on loopback, two simulated lanes (one with a vehicle that
+passes, one with a vehicle that fails), a gateway per lane, and a console view that
+subscribes like a station server would. Orders are sent over MQTT on each lane's
+``cmd/inspect`` topic, exactly as the station server sends them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+from rich.console import Console
+
+from drivers.registry import driver_specs
+from gateway.app import Gateway
+from gateway.broker import embedded_broker, free_port
+from gateway.config import LaneConfig
+from gateway.inspection.procedures import PROCEDURES
+from simulators.lane import DEFAULT_LANE, SimDevice, SimLane
+from simulators.scenario import Scenario, load_scenario
+
+STATION = "4401001"
+LANES = (("L1", "passing-car"), ("L2", "failing-car"))
+
+
+def demo_scenario(name: str, time_scale: float) -> Scenario:
+    """A packaged scenario, sped up by ``time_scale``."""
+    path = resources.files("simulators.scenarios").joinpath(f"{name}.yaml")
+    with resources.as_file(path) as file:
+        scenario = load_scenario(file)
+    timing = scenario.timing.model_copy(update={"time_scale": time_scale})
+    return scenario.model_copy(update={"timing": timing})
+
+
+def lane_config(lane: str, sims: SimLane, mqtt_port: int, state_dir: Path) -> LaneConfig:
+    """The config a station engineer would write for this simulated lane."""
+    buses, devices = [], []
+    for running in sims.running.values():
+        buses.append(
+            {"id": f"bus-{running.device_id}", "url": running.url, "response_timeout_s": 1.0}
+        )
+        spec = driver_specs()[running.protocol]
+        devices.append(
+            {
+                "id": running.device_id,
+                "class": spec.device_class.value,
+                "protocol": running.protocol,
+                "bus": f"bus-{running.device_id}",
+                "poll_period_s": 1.0,
+                "identity": {"vendor": "simulated"},
+            }
+        )
+    return LaneConfig.model_validate(
+        {
+            "station": STATION,
+            "lane": lane,
+            "state_dir": str(state_dir / lane),
+            "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "protocol": "3.1.1"},
+            "metrics": {"enabled": False},
+            "buses": buses,
+            "devices": devices,
+        }
+    )
+
+
+def demo_order(lane: str, number: int, scenario: Scenario, items: list[str]) -> dict[str, Any]:
+    """An inspection order for the scenario's vehicle."""
+    vehicle = scenario.vehicle
+    return {
+        "inspection_id": f"440100120261128{lane[-1]}{number % 10}",
+        "plate": vehicle.plate,
+        "vin": vehicle.vin,
+        "category": "passenger_car",
+        "axle_count": len(vehicle.axles),
+        "curb_mass_kg": 1400,
+        "gross_mass_kg": 1850,
+        "items": items,
+    }
+
+
+def lane_items(sims: SimLane) -> list[str]:
+    """The items this simulated lane can run (those whose devices it has)."""
+    have = {driver_specs()[r.protocol].device_class for r in sims.running.values()}
+    return [code for code, proc in PROCEDURES.items() if all(c in have for c in proc.needs)]
+
+
+async def run_demo(console: Console, duration: float | None, time_scale: float) -> None:
+    """Run the demo until ``duration`` seconds have passed (or until interrupted)."""
+    try:
+        async with asyncio.timeout(duration):
+            await _station(console, time_scale)
+    except TimeoutError:
+        console.print(f"[dim]demo: {duration:g} s elapsed, stopped[/]")
+
+
+async def _station(console: Console, time_scale: float) -> None:
+    port = free_port()
+    protocols = set(driver_specs())
+    with tempfile.TemporaryDirectory(prefix="lanegw-demo-") as tmp:
+        async with embedded_broker(port), asyncio.TaskGroup() as group:
+            group.create_task(_console_view(console, port))
+            lanes = []
+            for lane, scenario_name in LANES:
+                scenario = demo_scenario(scenario_name, time_scale)
+                devices = [SimDevice(d, p) for d, p in DEFAULT_LANE if p in protocols]
+                sims = SimLane(scenario, devices)
+                await sims.start(group)
+                gateway = Gateway(lane_config(lane, sims, port, Path(tmp)))
+                group.create_task(gateway.run())
+                lanes.append((lane, scenario, sims))
+            group.create_task(_send_orders(port, lanes))
+
+
+async def _send_orders(port: int, lanes: list[tuple[str, Scenario, SimLane]]) -> None:
+    async with aiomqtt.Client("127.0.0.1", port, protocol=aiomqtt.ProtocolVersion.V311) as client:
+        number = 0
+        while True:
+            number += 1
+            for lane, scenario, sims in lanes:
+                order = demo_order(lane, number, scenario, lane_items(sims))
+                topic = f"lanegw/{STATION}/{lane}/cmd/inspect"
+                await client.publish(topic, json.dumps({"args": order}), qos=1)
+            await asyncio.sleep(20)
+
+
+async def _console_view(console: Console, port: int) -> None:
+    async with aiomqtt.Client("127.0.0.1", port, protocol=aiomqtt.ProtocolVersion.V311) as client:
+        await client.subscribe("lanegw/#", qos=1)
+        async for message in client.messages:
+            _show(console, str(message.topic), message.payload)
+
+
+def _show(console: Console, topic: str, payload: Any) -> None:
+    with contextlib.suppress(ValueError, TypeError):
+        data = json.loads(payload)
+        lane = topic.split("/")[2]
+        kind = topic.split("/", 3)[3]
+        if kind == "results":
+            colour = {"pass": "green", "fail": "red"}.get(data["verdict"], "yellow")
+            values = ", ".join(
+                f"{m['name']}={m['value']}{' ' + m['unit'] if m.get('unit') else ''}"
+                for m in data["measurements"][:4]
+            )
+            console.print(
+                f"[bold]{lane}[/] record #{data['seq']} {data['item_code']:>7} "
+                f"[{colour}]{data['verdict'].upper()}[/] {values} "
+                f"{'(' + data['reason'] + ')' if data.get('reason') else ''}"
+            )
+        elif kind == "progress":
+            console.print(f"[dim]{lane} {data['message']}[/]")
+        elif kind == "state":
+            state = "online" if data["online"] else "offline"
+            console.print(f"[cyan]{lane} gateway {state}[/] ({len(data['devices'])} devices)")
+        elif kind.startswith("response/"):
+            console.print(f"[cyan]{lane} {kind}: ok={data['ok']} {data.get('error') or ''}[/]")

@@ -1,0 +1,1 @@
+"""Inspections: orders in, test items run as state machines, judged records out."""

@@ -1,0 +1,267 @@
+"""Runs inspection orders one at a time and turns each item into a durable record.
+
+Orders wait in a short queue (one inspection per lane at a time); past ``MAX_QUEUED``,
+while the outbox is in alarm, or when an item needs a device the lane lacks, an order is
+refused with the reason. Each item runs in its own task so an abort command can cancel
+it; the item then ends as ``aborted`` with the reason, and so does the inspection. A
+whole-vehicle summary record closes every inspection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final
+
+import structlog
+import uuid6
+
+from drivers.errors import DriverError
+from gateway.errors import InspectionRefused, OutboxFull
+from gateway.inspection.items import ItemAborted, ItemContext, ItemOutcome, overall
+from gateway.inspection.order import InspectionOrder
+from gateway.inspection.procedures import PROCEDURES
+from gateway.records import DeviceRef, Measurement, Progress, ResultRecord, Scalar, Verdict, utc_now
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+log = structlog.get_logger("lanegw.inspection")
+
+#: orders that may wait behind the running one
+MAX_QUEUED: Final = 5
+
+
+class InspectionRunner:
+    """The lane's inspection queue and its single worker."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gw = gateway
+        self._queue: deque[InspectionOrder] = deque()
+        self._wakeup = asyncio.Event()
+        self.current_inspection: str | None = None
+        self._item_task: asyncio.Task[ItemOutcome] | None = None
+        self._aborting: str | None = None
+
+    @property
+    def queued(self) -> int:
+        """Orders waiting."""
+        return len(self._queue)
+
+    # commands --------------------------------------------------------------------------
+    def submit_json(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Validate an order from a command payload and queue it."""
+        return self.submit(InspectionOrder.model_validate(args))
+
+    def submit(self, order: InspectionOrder) -> dict[str, Any]:
+        """Queue an order, or raise ``InspectionRefused`` saying why not."""
+        try:
+            self._gw.outbox.require_room()
+        except OutboxFull as exc:
+            raise InspectionRefused(str(exc)) from None
+        ids = {o.inspection_id for o in self._queue} | {self.current_inspection}
+        if order.inspection_id in ids:
+            raise InspectionRefused(
+                f"inspection {order.inspection_id} is already queued or running"
+            )
+        if len(self._queue) >= MAX_QUEUED:
+            raise InspectionRefused(f"lane busy: {len(self._queue)} orders already waiting")
+        for code in order.items:
+            self._check_item(code)
+        self._queue.append(order)
+        self._wakeup.set()
+        log.info("order_accepted", inspection_id=order.inspection_id, items=order.items)
+        return {"accepted": True, "inspection_id": order.inspection_id, "position": self.queued}
+
+    def _check_item(self, code: str) -> None:
+        procedure = PROCEDURES.get(code)
+        if procedure is None:
+            known = ", ".join(sorted(PROCEDURES))
+            raise InspectionRefused(f"item {code!r} is not supported (supported: {known})")
+        have = {s.device.device_class for s in self._gw.supervisors.values()}
+        missing = [c.value for c in procedure.needs if c not in have]
+        if missing:
+            raise InspectionRefused(f"item {code} needs a {', '.join(missing)}; this lane has none")
+
+    def abort(self, inspection_id: str) -> dict[str, Any]:
+        """Abort a running inspection or drop a queued one."""
+        for order in list(self._queue):
+            if order.inspection_id == inspection_id:
+                self._queue.remove(order)
+                return {"aborted": inspection_id, "was": "queued"}
+        if self.current_inspection != inspection_id:
+            raise InspectionRefused(f"no inspection {inspection_id} is running or queued")
+        self._aborting = inspection_id
+        if self._item_task is not None:
+            self._item_task.cancel()
+        return {"aborted": inspection_id, "was": "running"}
+
+    # the worker ------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Run queued orders forever, one at a time."""
+        while True:
+            while not self._queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            order = self._queue.popleft()
+            self.current_inspection = order.inspection_id
+            try:
+                await self._inspect(order)
+            finally:
+                self.current_inspection = None
+                self._aborting = None
+
+    async def _inspect(self, order: InspectionOrder) -> None:
+        started = utc_now()
+        self._progress(order, None, "inspection_started", f"{order.plate}: inspection started")
+        verdicts: dict[str, Verdict] = {}
+        for code in order.items:
+            item_started = utc_now()
+            if self._aborting == order.inspection_id:
+                outcome = ItemOutcome(Verdict.ABORTED, reason="inspection aborted by command")
+            else:
+                outcome = await self._run_item(order, code)
+            verdicts[code] = outcome.verdict
+            await self._produce(order, code, outcome, item_started, utc_now())
+            self._progress(
+                order,
+                code,
+                "item_result",
+                f"{code}: {outcome.verdict.value}",
+                verdict=outcome.verdict.value,
+                reason=outcome.reason,
+            )
+        summary = ItemOutcome(
+            overall(list(verdicts.values())),
+            [Measurement(name=f"{code}_verdict", value=v.value) for code, v in verdicts.items()],
+            name="whole-vehicle summary",
+        )
+        await self._produce(order, "summary", summary, started, utc_now(), kind="summary")
+        self._progress(
+            order,
+            None,
+            "inspection_finished",
+            f"{order.plate}: {summary.verdict.value}",
+            verdict=summary.verdict.value,
+        )
+
+    async def _run_item(self, order: InspectionOrder, code: str) -> ItemOutcome:
+        ctx = ItemContext(
+            order,
+            code,
+            self._gw.supervisors,
+            lambda step, text, values: self._progress(order, code, step, text, **values),
+        )
+        async with asyncio.TaskGroup() as group:
+            self._item_task = task = group.create_task(self._item_body(ctx))
+        self._item_task = None
+        if task.cancelled():
+            return ItemOutcome(Verdict.ABORTED, devices=ctx.used, reason="aborted by command")
+        return task.result()
+
+    async def _item_body(self, ctx: ItemContext) -> ItemOutcome:
+        self._progress(ctx.order, ctx.item_code, "item_started", f"{ctx.item_code}: started")
+        try:
+            outcome: ItemOutcome = await PROCEDURES[ctx.item_code].run(ctx)
+        except (DriverError, ItemAborted) as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            log.warning("item_aborted", item=ctx.item_code, reason=reason)
+            return ItemOutcome(Verdict.ABORTED, devices=ctx.used, reason=reason)
+        except Exception as exc:  # item supervisor: a bug must not end the lane
+            self._gw.metrics.task_restarts.labels(f"item:{ctx.item_code}").inc()
+            log.exception("item_bug", item=ctx.item_code)
+            return ItemOutcome(Verdict.ABORTED, devices=ctx.used, reason=f"internal error: {exc!r}")
+        outcome.devices = outcome.devices or ctx.used
+        return outcome
+
+    # records and progress --------------------------------------------------------------
+    async def _produce(
+        self,
+        order: InspectionOrder,
+        code: str,
+        outcome: ItemOutcome,
+        started: datetime,
+        finished: datetime,
+        kind: str = "item",
+    ) -> None:
+        """Commit the record to the outbox; if the disk refuses, keep it and retry."""
+        gw = self._gw
+
+        def build(seq: int) -> ResultRecord:
+            return ResultRecord(
+                record_id=str(uuid6.uuid7()),
+                seq=seq,
+                session_id=gw.session_id,
+                gateway_id=gw.gateway_id,
+                station=gw.config.station,
+                lane=gw.config.lane,
+                kind=kind,  # type: ignore[arg-type]
+                inspection_id=order.inspection_id,
+                attempt=order.attempt,
+                item_code=code,
+                item_name=outcome.name,
+                devices=self._device_refs(outcome.devices),
+                measurements=outcome.measurements,
+                verdict=outcome.verdict,
+                reason=outcome.reason,
+                limit_set=outcome.limit_set,
+                evidence=outcome.evidence,
+                started_at=started,
+                finished_at=finished,
+            )
+
+        while True:
+            try:
+                record = gw.outbox.add(build, offline=not gw.link.connected)
+            except OutboxFull as exc:
+                log.error("record_not_stored_retrying", item=code, error=str(exc))
+                await asyncio.sleep(1.0)
+                continue
+            gw.metrics.produced.inc()
+            log.info(
+                "record_produced",
+                record_id=record.record_id,
+                seq=record.seq,
+                item=code,
+                verdict=record.verdict.value,
+            )
+            return
+
+    def _device_refs(self, device_ids: list[str]) -> list[DeviceRef]:
+        configs = {d.id: d for d in self._gw.config.devices}
+        refs = []
+        for device_id in device_ids:
+            cfg = configs[device_id]
+            cert = cfg.identity.certificate
+            refs.append(
+                DeviceRef(
+                    id=cfg.id,
+                    device_class=cfg.device_class.value,
+                    protocol=cfg.protocol,
+                    vendor=cfg.identity.vendor,
+                    model=cfg.identity.model,
+                    serial=cfg.identity.serial,
+                    certificate=cert.number if cert else None,
+                    certificate_expires=cert.expires.isoformat() if cert else None,
+                )
+            )
+        return refs
+
+    def _progress(
+        self, order: InspectionOrder, code: str | None, step: str, text: str, **values: Scalar
+    ) -> None:
+        link = self._gw.link
+        event = Progress(
+            inspection_id=order.inspection_id,
+            step=step,
+            message=text,
+            item_code=code,
+            values=values,
+            ts=utc_now(),
+        )
+        link.publish_live(
+            link.topics.progress,
+            event.model_dump_json().encode(),
+            self._gw.config.mqtt.progress_expiry_s,
+        )

@@ -1,0 +1,146 @@
+"""Prometheus metrics of one gateway, and the asyncio HTTP endpoint that serves them.
+
+Each ``Metrics`` owns its registry (tests run several gateways in one process). The
+exporter is a few lines on ``asyncio.start_server`` rather than prometheus-client's
+threaded server: one event loop, no threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from drivers.errors import DriverError, FrameError, ResponseTimeout
+
+#: called on every port state change: (bus, is_open, reason)
+PortCallback = Callable[[str, bool, str], None]
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class Metrics:
+    """All metrics of one gateway."""
+
+    def __init__(self) -> None:
+        self.registry = registry = CollectorRegistry()
+        dev = ["device"]
+        self.requests = Counter("lanegw_device_requests", "Requests sent", dev, registry=registry)
+        self.errors = Counter(
+            "lanegw_device_errors", "Failed requests by kind", [*dev, "kind"], registry=registry
+        )
+        self.timeouts = Counter(
+            "lanegw_device_timeouts", "Requests without answer", dev, registry=registry
+        )
+        self.bad_frames = Counter(
+            "lanegw_device_bad_frames", "Malformed or corrupted frames", dev, registry=registry
+        )
+        self.response_time = Histogram(
+            "lanegw_device_response_seconds",
+            "Request round trip",
+            dev,
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.available = Gauge(
+            "lanegw_device_available", "1 when the device answers", dev, registry=registry
+        )
+        self.bus_busy = Counter(
+            "lanegw_bus_busy_seconds",
+            "Time the bus was busy (rate = utilisation)",
+            ["bus"],
+            registry=registry,
+        )
+        self.bus_open = Gauge(
+            "lanegw_bus_open", "1 when the port is open", ["bus"], registry=registry
+        )
+        self.outbox_depth = Gauge("lanegw_outbox_depth", "Records waiting", registry=registry)
+        self.outbox_bytes = Gauge("lanegw_outbox_bytes", "Bytes waiting", registry=registry)
+        self.outbox_oldest = Gauge(
+            "lanegw_outbox_oldest_age_seconds",
+            "Age of the oldest waiting record",
+            registry=registry,
+        )
+        self.outbox_alarm = Gauge("lanegw_outbox_alarm", "1 when near the bound", registry=registry)
+        self.produced = Counter("lanegw_records_produced", "Records committed", registry=registry)
+        self.delivered = Counter("lanegw_records_delivered", "Records delivered", registry=registry)
+        self.publish_latency = Histogram(
+            "lanegw_publish_latency_seconds",
+            "Publish to PUBACK",
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.mqtt_connected = Gauge("lanegw_mqtt_connected", "1 when connected", registry=registry)
+        self.reconnects = Counter("lanegw_mqtt_reconnects", "MQTT reconnects", registry=registry)
+        self.bad_messages = Counter(
+            "lanegw_bad_messages", "Rejected incoming MQTT messages", ["topic"], registry=registry
+        )
+        self.task_restarts = Counter(
+            "lanegw_task_restarts",
+            "Unexpected errors caught by a supervisor",
+            ["task"],
+            registry=registry,
+        )
+
+    def render(self) -> bytes:
+        """The exposition text."""
+        return generate_latest(self.registry)
+
+
+class BusMetrics:
+    """A ``BusObserver`` that feeds ``Metrics`` (one per bus)."""
+
+    def __init__(self, metrics: Metrics, bus: str, on_port: PortCallback | None = None) -> None:
+        self._m = metrics
+        self._bus = bus
+        self._on_port = on_port
+
+    def request_done(self, device: str, seconds: float, error: DriverError | None) -> None:
+        """Count the request, its time and its failure kind."""
+        self._m.requests.labels(device).inc()
+        self._m.response_time.labels(device).observe(seconds)
+        if isinstance(error, ResponseTimeout):
+            self._m.timeouts.labels(device).inc()
+        if error is not None:
+            self._m.errors.labels(device, type(error).__name__).inc()
+
+    def bad_frame(self, device: str, error: FrameError) -> None:
+        """Count a skipped frame."""
+        self._m.bad_frames.labels(device).inc()
+
+    def busy(self, seconds: float) -> None:
+        """Accumulate busy time."""
+        self._m.bus_busy.labels(self._bus).inc(seconds)
+
+    def port_state(self, is_open: bool, reason: str) -> None:
+        """Track the port state (and tell the gateway, for logs)."""
+        self._m.bus_open.labels(self._bus).set(1 if is_open else 0)
+        if self._on_port is not None:
+            self._on_port(self._bus, is_open, reason)
+
+
+async def serve_metrics(metrics: Metrics, host: str, port: int) -> None:
+    """Serve ``GET /metrics`` on ``host:port`` until cancelled."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            async with asyncio.timeout(5):
+                request = await reader.readuntil(b"\r\n\r\n")
+        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            writer.close()
+            return
+        if request.startswith(b"GET /metrics"):
+            body, status = metrics.render(), b"200 OK"
+        else:
+            body, status = b"see /metrics\n", b"404 Not Found"
+        writer.write(
+            b"HTTP/1.1 " + status + b"\r\nContent-Type: text/plain; version=0.0.4\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, host, port)
+    async with server:
+        await server.serve_forever()

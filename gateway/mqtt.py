@@ -1,0 +1,272 @@
+"""The MQTT link: delivers the outbox in order, publishes live data, takes acks and commands.
+
+``MqttLink.run`` connects, announces the gateway (retained birth on ``state``, with an
+offline will), subscribes to ``ack`` and ``cmd/+``, then runs three tasks in one
+TaskGroup: the outbox delivery, the live publisher (status, telemetry, progress) and
+the inbound dispatcher. Any MQTT error ends the session; the link waits with exponential
+backoff plus jitter and reconnects on a fresh client, and delivery resumes from the
+oldest record still in the outbox (at-least-once, in order; record ids let the server
+drop duplicates). A dead link is noticed by the keepalive within about 1.5 periods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import aiomqtt
+import structlog
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from pydantic import ValidationError
+
+from gateway.config import LaneConfig
+from gateway.metrics import Metrics
+from gateway.outbox import Outbox
+from gateway.records import Ack, GatewayState
+from gateway.topics import Topics
+
+log = structlog.get_logger("lanegw.mqtt")
+
+#: live messages (telemetry, progress) kept while the publisher catches up; older dropped
+LIVE_QUEUE_SIZE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A command message as the dispatcher hands it to the command router."""
+
+    command: str
+    payload: bytes
+    response_topic: str | None
+    correlation_data: bytes | None
+
+
+CommandHandler = Callable[[Incoming], Awaitable[tuple[str, bytes] | None]]
+
+
+class MqttLink:
+    """The gateway's one MQTT connection (re-created after every failure)."""
+
+    def __init__(
+        self,
+        config: LaneConfig,
+        outbox: Outbox,
+        metrics: Metrics,
+        birth: Callable[[], GatewayState],
+        offline: Callable[[], GatewayState],
+        on_command: CommandHandler,
+        password: str | None = None,
+    ) -> None:
+        self._cfg = config.mqtt
+        self._client_id = config.client_id
+        self.topics = Topics(config.mqtt.topic_root, config.station, config.lane)
+        self._outbox = outbox
+        self._metrics = metrics
+        self._birth = birth
+        self._offline = offline
+        self._on_command = on_command
+        self._password = password
+        self._retained: dict[str, bytes] = {}
+        self._live: asyncio.Queue[tuple[str, bytes, int, bool, int | None]] = asyncio.Queue(
+            LIVE_QUEUE_SIZE
+        )
+        self.connected = False
+        self.connected_event = asyncio.Event()
+        self.reconnects = 0
+        self._client: aiomqtt.Client | None = None
+
+    # API for producers -------------------------------------------------------------------
+    def publish_retained(self, topic: str, payload: bytes) -> None:
+        """Publish now if connected, and again after every reconnect (device status)."""
+        self._retained[topic] = payload
+        self._enqueue(topic, payload, 1, True, None)
+
+    def publish_live(self, topic: str, payload: bytes, expiry_s: int | None = None) -> None:
+        """Best-effort QoS 0 publish; dropped while offline (telemetry, progress)."""
+        if self.connected:
+            self._enqueue(topic, payload, 0, False, expiry_s)
+
+    def _enqueue(self, topic: str, payload: bytes, qos: int, retain: bool, exp: int | None) -> None:
+        if self._live.full():
+            self._live.get_nowait()  # newest wins for live data
+        self._live.put_nowait((topic, payload, qos, retain, exp))
+
+    # connection loop ---------------------------------------------------------------------
+    async def run(self) -> None:
+        """Stay connected forever; never returns, never raises MQTT errors."""
+        delay = self._cfg.reconnect_min_s
+        while True:
+            try:
+                await self._session()
+            except* (aiomqtt.MqttError, OSError, TimeoutError) as group:
+                cause = _first(group)
+                if self.connected:
+                    log.warning("mqtt_disconnected", error=str(cause))
+                    delay = self._cfg.reconnect_min_s
+                else:
+                    log.warning("mqtt_connect_failed", error=str(cause), retry_in_s=round(delay, 2))
+            finally:
+                self._set_connected(False)
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # jitter
+            delay = min(delay * 2, self._cfg.reconnect_max_s)
+            self.reconnects += 1
+            self._metrics.reconnects.inc()
+
+    def _client_for_session(self) -> aiomqtt.Client:
+        v5 = self._cfg.protocol == "5"
+        offline = self._offline().model_dump_json().encode()
+        return aiomqtt.Client(
+            self._cfg.host,
+            self._cfg.port,
+            identifier=self._client_id,
+            protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
+            will=aiomqtt.Will(self.topics.state, offline, qos=1, retain=True),
+            keepalive=self._cfg.keepalive_s,
+            username=self._cfg.username,
+            password=self._password,
+            clean_session=None if v5 else True,
+            tls_context=self._tls_context(),
+            timeout=10,
+            max_inflight_messages=self._cfg.inflight,
+        )
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        tls = self._cfg.tls
+        if not tls.enabled:
+            return None
+        context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
+        if tls.cert_file:
+            context.load_cert_chain(tls.cert_file, tls.key_file)
+        if tls.insecure:
+            context.check_hostname = False
+        return context
+
+    async def _session(self) -> None:
+        async with self._client_for_session() as client:
+            self._client = client
+            # subscribe first: the birth message tells the station commands are heard
+            await client.subscribe(self.topics.ack, qos=1)
+            await client.subscribe(self.topics.commands, qos=1)
+            birth = self._birth().model_dump_json().encode()
+            await client.publish(self.topics.state, birth, qos=1, retain=True)
+            for topic, payload in list(self._retained.items()):
+                await client.publish(topic, payload, qos=1, retain=True)
+            self._drain_stale_live()
+            self._set_connected(True)
+            log.info("mqtt_connected", host=self._cfg.host, port=self._cfg.port)
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._deliver(client))
+                group.create_task(self._publish_live(client))
+                group.create_task(self._dispatch(client))
+
+    async def close(self) -> None:
+        """Say goodbye (retained offline state) on a clean shutdown; best effort."""
+        client = self._client
+        if client is not None and self.connected:
+            payload = self._offline().model_dump_json().encode()
+            try:
+                await client.publish(self.topics.state, payload, qos=1, retain=True, timeout=2)
+            except aiomqtt.MqttError as exc:
+                log.warning("mqtt_goodbye_failed", error=str(exc))
+
+    def _set_connected(self, connected: bool) -> None:
+        self.connected = connected
+        self._metrics.mqtt_connected.set(1 if connected else 0)
+        if connected:
+            self.connected_event.set()
+        else:
+            self.connected_event.clear()
+            self._client = None
+
+    def _drain_stale_live(self) -> None:
+        """Live data queued before the (re)connect is stale; retained topics are resent."""
+        while not self._live.empty():
+            self._live.get_nowait()
+
+    # the three session tasks -------------------------------------------------------------
+    async def _deliver(self, client: aiomqtt.Client) -> None:
+        """Publish outbox records in sequence order, a window of ``inflight`` at a time."""
+        last_seq = 0
+        server_ack = self._cfg.delivery == "server_ack"
+        outbox = self._outbox
+        while True:
+            batch = outbox.pending(last_seq, self._cfg.inflight)
+            if not batch:
+                outbox.changed.clear()
+                batch = outbox.pending(last_seq, self._cfg.inflight)
+                if not batch:
+                    await outbox.changed.wait()
+                    continue
+            started = time.perf_counter()
+            async with asyncio.TaskGroup() as group:
+                for record in batch:
+                    group.create_task(
+                        client.publish(self.topics.results, record.wire_payload(), qos=1)
+                    )
+            self._metrics.publish_latency.observe(time.perf_counter() - started)
+            seqs = [record.seq for record in batch]
+            if server_ack:
+                outbox.mark_sent(seqs)
+            else:
+                outbox.remove(seqs)
+                self._metrics.delivered.inc(len(seqs))
+            last_seq = seqs[-1]
+
+    async def _publish_live(self, client: aiomqtt.Client) -> None:
+        v5 = self._cfg.protocol == "5"
+        while True:
+            topic, payload, qos, retain, expiry = await self._live.get()
+            properties = None
+            if expiry is not None and v5:
+                properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+                properties.MessageExpiryInterval = expiry
+            await client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+
+    async def _dispatch(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            topic = str(message.topic)
+            payload = message.payload if isinstance(message.payload, bytes) else b""
+            if topic == self.topics.ack:
+                self._handle_ack(payload)
+                continue
+            command = self.topics.command_name(topic)
+            if command is None:
+                continue
+            props = message.properties
+            incoming = Incoming(
+                command,
+                payload,
+                getattr(props, "ResponseTopic", None),
+                getattr(props, "CorrelationData", None),
+            )
+            answer = await self._on_command(incoming)
+            if answer is not None:
+                response_topic, body = answer
+                out_props = None
+                if incoming.correlation_data is not None and self._cfg.protocol == "5":
+                    out_props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+                    out_props.CorrelationData = incoming.correlation_data
+                await client.publish(response_topic, body, qos=1, properties=out_props)
+
+    def _handle_ack(self, payload: bytes) -> None:
+        try:
+            ack = Ack.model_validate_json(payload)
+        except ValidationError as exc:
+            self._metrics.bad_messages.labels("ack").inc()
+            log.warning("bad_ack", error=exc.errors(include_url=False)[0]["msg"], size=len(payload))
+            return
+        removed = self._outbox.remove_ids(ack.record_ids)
+        self._metrics.delivered.inc(removed)
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first leaf exception of a (nested) exception group."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc

@@ -1,0 +1,210 @@
+"""The durable outbox: a record counts as produced only once it is committed here.
+
+SQLite in WAL mode with ``synchronous=FULL``: a commit is on disk before ``add`` returns,
+so a SIGKILL or power cut right after loses nothing that counted. A row leaves only when
+it was delivered (PUBACK, or the server's ack, per config). The per-gateway sequence
+number is kept in the same database and advanced in the same transaction as the insert,
+so it survives restarts without gaps.
+
+The bound is on bytes: past ``alarm_fraction`` of ``max_bytes`` the outbox is in alarm
+and the gateway refuses to start new inspections; records of inspections already
+running are still accepted (results are never dropped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.errors import OutboxFull
+from gateway.records import ResultRecord
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    seq INTEGER PRIMARY KEY,
+    record_id TEXT NOT NULL UNIQUE,
+    payload BLOB NOT NULL,
+    created_at REAL NOT NULL,
+    produced_offline INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRecord:
+    """A record waiting for delivery, as stored (payload is the JSON without ``replayed``)."""
+
+    seq: int
+    record_id: str
+    payload: bytes
+    created_at: float
+    replayed: bool
+
+    def wire_payload(self) -> bytes:
+        """The published JSON: the stored object with the ``replayed`` flag appended."""
+        flag = b',"replayed":true}' if self.replayed else b',"replayed":false}'
+        return self.payload[:-1] + flag
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    """Depth, size and age of what waits for delivery."""
+
+    depth: int
+    bytes: int
+    oldest_age_s: float
+    last_seq: int
+    alarm: bool
+
+
+class Outbox:
+    """The SQLite outbox of one gateway. Used from the event loop thread only."""
+
+    def __init__(self, path: Path, max_bytes: int, alarm_fraction: float = 0.8) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.max_bytes = max_bytes
+        self.alarm_bytes = int(max_bytes * alarm_fraction)
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._check_integrity()
+        self._db.executescript(_SCHEMA)
+        self._last_seq = self._meta("last_seq")
+        depth, size = self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM records"
+        ).fetchone()
+        self._depth = int(depth)
+        self._bytes = int(size)
+        self.changed = asyncio.Event()
+        if self._depth:
+            self.changed.set()
+
+    def _check_integrity(self) -> None:
+        (result,) = self._db.execute("PRAGMA quick_check").fetchone()
+        if result != "ok":
+            raise sqlite3.DatabaseError(f"outbox {self.path} failed its integrity check: {result}")
+
+    def _meta(self, key: str) -> int:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return int(row[0]) if row else 0
+
+    # producing -------------------------------------------------------------------------
+    def add(self, build: Callable[[int], ResultRecord], *, offline: bool) -> ResultRecord:
+        """Number, store and commit one record; returns it once it is durable.
+
+        ``build`` gets the sequence number and returns the record. Raises ``OutboxFull``
+        when the disk refuses the write (the caller keeps the record and retries).
+        """
+        seq = self._last_seq + 1
+        record = build(seq)
+        payload = record.model_dump_json(exclude={"replayed"}).encode()
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute(
+                    "INSERT INTO records (seq, record_id, payload, created_at, produced_offline)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (seq, record.record_id, payload, time.time(), int(offline)),
+                )
+                self._db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('last_seq', ?)"
+                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (seq,),
+                )
+        except sqlite3.OperationalError as exc:
+            raise OutboxFull(f"outbox write failed: {exc}") from exc
+        self._last_seq = seq
+        self._depth += 1
+        self._bytes += len(payload)
+        self.changed.set()
+        return record
+
+    # delivering ------------------------------------------------------------------------
+    def pending(self, after_seq: int, limit: int) -> list[PendingRecord]:
+        """Up to ``limit`` records with ``seq > after_seq``, oldest first."""
+        rows = self._db.execute(
+            "SELECT seq, record_id, payload, created_at, produced_offline, attempts"
+            " FROM records WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after_seq, limit),
+        ).fetchall()
+        return [
+            PendingRecord(seq, rid, bytes(payload), created, bool(offline or attempts))
+            for seq, rid, payload, created, offline, attempts in rows
+        ]
+
+    def mark_sent(self, seqs: Iterable[int]) -> None:
+        """Count a delivery attempt (records kept until the server acknowledges them)."""
+        with self._db:
+            self._db.executemany(
+                "UPDATE records SET attempts = attempts + 1 WHERE seq = ?", [(s,) for s in seqs]
+            )
+
+    def remove(self, seqs: Iterable[int]) -> int:
+        """Delete delivered records by sequence number; returns how many went."""
+        return self._delete("seq", list(seqs))
+
+    def remove_ids(self, record_ids: Iterable[str]) -> int:
+        """Delete records the server acknowledged; unknown ids are ignored."""
+        return self._delete("record_id", list(record_ids))
+
+    def _delete(self, column: str, keys: list[int] | list[str]) -> int:
+        if not keys:
+            return 0
+        removed = 0
+        freed = 0
+        with self._db:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                (size,) = self._db.execute(
+                    f"SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM records"  # noqa: S608
+                    f" WHERE {column} IN ({marks})",
+                    chunk,
+                ).fetchone()
+                cursor = self._db.execute(
+                    f"DELETE FROM records WHERE {column} IN ({marks})",  # noqa: S608
+                    chunk,
+                )
+                removed += cursor.rowcount
+                freed += int(size)
+        self._depth -= removed
+        self._bytes -= freed
+        return removed
+
+    # state -----------------------------------------------------------------------------
+    def require_room(self) -> None:
+        """Raise ``OutboxFull`` when the outbox is in alarm (refuse new inspections)."""
+        if self.alarm:
+            raise OutboxFull(
+                f"outbox holds {self._bytes} bytes, over {self.alarm_bytes} of {self.max_bytes}:"
+                " new inspections are refused until the station receives the backlog"
+            )
+
+    @property
+    def alarm(self) -> bool:
+        """True once the bytes waiting reach the alarm threshold."""
+        return self._bytes >= self.alarm_bytes
+
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the last record produced."""
+        return self._last_seq
+
+    def stats(self) -> OutboxStats:
+        """Depth, bytes and oldest age, for status and metrics."""
+        oldest = 0.0
+        if self._depth:
+            (created,) = self._db.execute("SELECT MIN(created_at) FROM records").fetchone()
+            oldest = max(0.0, time.time() - float(created))
+        return OutboxStats(self._depth, self._bytes, oldest, self._last_seq, self.alarm)
+
+    def close(self) -> None:
+        """Checkpoint and close the database."""
+        self._db.close()

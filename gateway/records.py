@@ -1,0 +1,226 @@
+"""Every payload the gateway publishes or accepts over MQTT, as pydantic models.
+
+These are the published contract: ``lanegw schema`` prints their JSON Schemas and
+``schemas/`` holds the exported copies (a test keeps them in sync). Field names carry
+units (``force_left_dan``) where a value has one; times are UTC ISO 8601.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION: Final = "1.0"
+
+Scalar = float | int | bool | str | None
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Verdict(enum.StrEnum):
+    """Judgement of a value, an item or an inspection."""
+
+    PASS = "pass"  # noqa: S105 (a verdict, not a password)
+    FAIL = "fail"
+    ABORTED = "aborted"  # could not be measured: never judged as a fail
+    NOT_JUDGED = "not_judged"  # measured, but no limit applies
+
+
+class Limit(_Model):
+    """The limit a value was judged against, and where it comes from."""
+
+    low: float | None = None
+    high: float | None = None
+    unit: str | None = None
+    source: str = Field(description="limit set and clause, e.g. 'GB7258-2017 table 7'")
+    confidence: Literal["std", "spec", "sec", "mem"] = Field(
+        description="std: read in the standard; spec: interface spec; sec: secondary; "
+        "mem: recollection, unverified"
+    )
+
+
+class Measurement(_Model):
+    """One measured or computed value with its unit and, when judged, limit and verdict."""
+
+    name: str
+    value: Scalar
+    unit: str | None = None
+    limit: Limit | None = None
+    verdict: Verdict | None = None
+
+
+class DeviceRef(_Model):
+    """The device behind a record, as configured and as it identified itself."""
+
+    id: str
+    device_class: str
+    protocol: str
+    vendor: str | None = None
+    model: str | None = None
+    serial: str | None = None
+    certificate: str | None = None
+    certificate_expires: str | None = None
+    calibration_ref: str | None = None
+
+
+class Evidence(_Model):
+    """Raw data behind a record, kept in the local archive and referenced by hash."""
+
+    kind: str = Field(description="e.g. 'brake_curve', 'raw_frames', 'emission_process'")
+    sha256: str
+    samples: int | None = None
+    interval_ms: float | None = None
+    upload_string: str | None = Field(
+        default=None, description="the curve in the regulator's upload format, when it has one"
+    )
+
+
+RecordKind = Literal["item", "summary", "calibration", "check"]
+
+
+class ResultRecord(_Model):
+    """A result record: one test item (or inspection summary) of one vehicle on one lane."""
+
+    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    record_id: str = Field(description="UUIDv7, time-ordered, unique")
+    seq: int = Field(ge=1, description="per-gateway sequence number, survives restarts")
+    session_id: str = Field(description="changes at every daemon start")
+    gateway_id: str
+    station: str
+    lane: str
+    kind: RecordKind = "item"
+    inspection_id: str | None = None
+    attempt: int = Field(default=1, ge=1)
+    item_code: str = Field(description="regulator item code, e.g. B1, H1, S1")
+    item_name: str | None = None
+    devices: list[DeviceRef] = Field(default_factory=list)
+    measurements: list[Measurement] = Field(default_factory=list)
+    verdict: Verdict
+    reason: str | None = Field(default=None, description="why aborted or flagged")
+    limit_set: str | None = None
+    evidence: list[Evidence] = Field(default_factory=list)
+    started_at: datetime
+    finished_at: datetime
+    replayed: bool = Field(
+        default=False,
+        description="true when published after an outage (produced while offline, or resent)",
+    )
+
+
+class DeviceInventoryItem(_Model):
+    """A configured device, as announced in the birth message."""
+
+    id: str
+    device_class: str
+    protocol: str
+    bus: str
+    vendor: str | None = None
+    model: str | None = None
+    serial: str | None = None
+    certificate: str | None = None
+
+
+class GatewayState(_Model):
+    """Retained on ``state``: the birth message, or (as the will) the gateway going offline."""
+
+    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    online: bool
+    gateway_id: str
+    station: str
+    lane: str
+    session_id: str | None = None
+    version: str | None = None
+    config_hash: str | None = None
+    started_at: datetime | None = None
+    devices: list[DeviceInventoryItem] = Field(default_factory=list)
+    outbox_alarm: bool = False
+    ts: datetime
+
+
+class Availability(enum.StrEnum):
+    """Device availability as the supervisor sees it."""
+
+    ONLINE = "online"
+    DEGRADED = "degraded"  # answering, but with errors
+    OFFLINE = "offline"  # not answering; retried with backoff
+    STARTING = "starting"
+
+
+class DeviceStatus(_Model):
+    """Retained on ``devices/{device}/status``."""
+
+    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    device: str
+    device_class: str
+    availability: Availability
+    since: datetime
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    ts: datetime
+
+
+class Telemetry(_Model):
+    """Live values on ``telemetry/{device}`` (QoS 0, rate-limited)."""
+
+    device: str
+    ts: datetime
+    values: dict[str, Scalar]
+
+
+class Progress(_Model):
+    """A step of an inspection on ``progress`` (QoS 0, expires)."""
+
+    inspection_id: str | None
+    step: str = Field(description="machine-readable step, e.g. 'axle_braking'")
+    message: str = Field(description="human text for a station display")
+    item_code: str | None = None
+    values: dict[str, Scalar] = Field(default_factory=dict)
+    ts: datetime
+
+
+class Ack(_Model):
+    """The station server's acknowledgement on ``ack``: these records are stored."""
+
+    record_ids: list[str] = Field(min_length=1, max_length=10_000)
+
+
+class CommandRequest(_Model):
+    """A command on ``cmd/{name}``. With MQTT 5 the response topic and correlation data
+    come as properties; with 3.1.1 they are given here."""
+
+    args: dict[str, Any] = Field(default_factory=dict)
+    response_topic: str | None = None
+    correlation_id: str | None = None
+
+
+class CommandResponse(_Model):
+    """The answer to a command, on its response topic."""
+
+    command: str
+    ok: bool
+    correlation_id: str | None = None
+    error: str | None = None
+    result: dict[str, Any] = Field(default_factory=dict)
+    ts: datetime
+
+
+PUBLISHED_MODELS: dict[str, type[BaseModel]] = {
+    "result-record": ResultRecord,
+    "gateway-state": GatewayState,
+    "device-status": DeviceStatus,
+    "telemetry": Telemetry,
+    "progress": Progress,
+    "ack": Ack,
+    "command-request": CommandRequest,
+    "command-response": CommandResponse,
+}

@@ -1,0 +1,244 @@
+"""Simulated Jiangxing JXGT2 roller brake tester with weighing (A-frame protocol).
+
+Speaks ``drivers.protocols.jx_aframe`` in the device role; behaviour comes from the
+scenario's axle on the rollers, ``vehicle.axles[position.axle_index]``:
+
+- Power-on: lift up (the vehicle drives in over it), force channels off zero by
+  ``ZERO_OFFSET_DAN`` until ZERO (0x62) is sent.
+- READ (0x68, weigh): the axle's wheel loads with noise; about 0 kg while the lift is up,
+  since the wheels then rest on the lift beam, not on the weighing rollers.
+- START (0x66): NAK while the lift is up (interlock); otherwise ack, then one 12-byte
+  sample every ``1 / timing.brake_sample_hz`` s: a drag phase (pedal released, each
+  wheel at its ``drag_force_dan``), then from the pedal onset (+ the wheel's ``delay_s``)
+  a smooth rise to ``max_force_dan`` over ``rise_time_s``; a wheel that ``locks`` falls to
+  sliding friction at its peak and the tester stops soon after, otherwise the forces hold
+  for ``HOLD_S``; then the 'E' frame. Every phase is scaled by ``timing.time_scale`` but
+  the frame rate is not: a compressed test has fewer samples, never faster frames. Noise
+  is Gaussian, ``timing.noise`` relative, seeded by ``timing.seed``. While streaming the
+  tester does not listen (requests are dropped).
+- GET_RESULT (0x6B): maxima and the force pair at the largest difference, computed from
+  the numbers actually streamed; the first read of a new result moves the vehicle on
+  (``position.advance()``), as the driver does when the display says "next axle".
+- LIFT_UP/LIFT_DOWN, TESTER_RAISE/LOWER: ack. Unknown commands and requests with a bad
+  checksum: NAK (0x15). Option ``force_unit`` ("daN", "N", "kg") sets the unit sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+from typing import Any, Final
+
+from drivers.devices.jxgt2_brake import FORCE_TO_DAN, growth_phase_summary
+from drivers.errors import ChecksumError, FrameError
+from drivers.framing import NEED_DATA
+from drivers.protocols.jx_aframe import (
+    MODEL_COMMANDS,
+    NAK_BYTE,
+    Ack,
+    BrakeResultFrame,
+    Command,
+    ForceSample,
+    Request,
+    RequestDecoder,
+    StreamEnd,
+    WeightFrame,
+    encode_reply,
+)
+from simulators.base import SimContext, SimSpec
+from simulators.endpoint import SimLink
+from simulators.scenario import Axle, Timing, WheelBrake
+
+DRAG_PHASE_S: Final = 2.0  # rollers turning, pedal released, before the inspector brakes
+HOLD_S: Final = 1.0  # pedal held at maximum before the tester ends the test
+SLIP_STOP_S: Final = 0.5  # a wheel slipped: the tester stops its motors within this
+LOCK_FORCE_RATIO: Final = 0.7  # sliding / static friction of a locked wheel
+LOCK_DROP_S: Final = 0.05  # how fast the force falls when the wheel locks
+ZERO_OFFSET_DAN: Final = 3.0  # force channels' offset until zeroed
+NOISE_FLOOR_DAN: Final = 20.0  # noise never shrinks below that of a 20 daN reading
+FORCE_RANGE: Final = (-999, 9999)  # what a 4-character field can carry
+
+
+@dataclass(frozen=True, slots=True)
+class WheelProfile:
+    """Brake force of one wheel over (scaled) time since the test started."""
+
+    brake: WheelBrake
+    scale: float
+
+    @property
+    def onset_s(self) -> float:
+        """When this wheel's brake starts to bite."""
+        return (DRAG_PHASE_S + self.brake.delay_s) * self.scale
+
+    @property
+    def peak_s(self) -> float:
+        """When this wheel reaches its maximum force."""
+        return self.onset_s + self.brake.rise_time_s * self.scale
+
+    def force_dan(self, t: float) -> float:
+        """Noise-free force at ``t`` seconds."""
+        brake = self.brake
+        if t < self.onset_s:
+            return brake.drag_force_dan
+        x = (t - self.onset_s) / (self.brake.rise_time_s * self.scale)
+        if x < 1.0:  # smoothstep: the pedal is pressed progressively
+            rise = brake.max_force_dan - brake.drag_force_dan
+            return brake.drag_force_dan + rise * x * x * (3.0 - 2.0 * x)
+        if not brake.locks:
+            return brake.max_force_dan
+        fall = min(1.0, (t - self.peak_s) / (LOCK_DROP_S * self.scale))
+        return brake.max_force_dan * (1.0 - (1.0 - LOCK_FORCE_RATIO) * fall)
+
+
+def wheel_profiles(axle: Axle, scale: float) -> tuple[WheelProfile, WheelProfile]:
+    """Left and right wheel profiles of ``axle``."""
+    return WheelProfile(axle.brake_left, scale), WheelProfile(axle.brake_right, scale)
+
+
+def stream_duration_s(axle: Axle, scale: float) -> float:
+    """Length of the stream: to the first slip plus the stop time, or the last peak + hold."""
+    wheels = wheel_profiles(axle, scale)
+    slips = [wheel.peak_s for wheel in wheels if wheel.brake.locks]
+    if slips:
+        return min(slips) + SLIP_STOP_S * scale
+    return max(wheel.peak_s for wheel in wheels) + HOLD_S * scale
+
+
+def stream_frame_count(axle: Axle, timing: Timing) -> int:
+    """How many sample frames (before the 'E' frame) a test of ``axle`` streams."""
+    return max(1, round(stream_duration_s(axle, timing.time_scale) * timing.brake_sample_hz))
+
+
+class Jxgt2Sim:
+    """The simulated tester: one connection at a time, state kept across connections."""
+
+    nak: bytes = bytes((NAK_BYTE,))
+
+    def __init__(self, ctx: SimContext) -> None:
+        self._ctx = ctx
+        self._timing = ctx.scenario.timing
+        self._random = random.Random(self._timing.seed)
+        unit = str(ctx.options.get("force_unit", "daN"))
+        if unit not in FORCE_TO_DAN:
+            raise ValueError(f"force_unit must be one of {sorted(FORCE_TO_DAN)}, not {unit!r}")
+        self._per_dan = 1.0 / FORCE_TO_DAN[unit]
+        self.lift_up = True
+        self.zeroed = False
+        self.streaming = False
+        self.result = BrakeResultFrame(0, 0, 0, 0)
+        self._result_fresh = False
+        #: frames of the last stream (raw device values), for tests and tools
+        self.last_stream: list[ForceSample] = []
+
+    @property
+    def axle(self) -> Axle:
+        """The axle standing on the rollers."""
+        axles = self._ctx.scenario.vehicle.axles
+        return axles[self._ctx.position.axle_index % len(axles)]
+
+    async def handle(self, link: SimLink) -> None:
+        """Serve one connection: answer requests, stream tests, until cancelled."""
+        decoder = RequestDecoder()
+        async with asyncio.TaskGroup() as group:
+            while True:
+                decoder.feed(await link.read())
+                while True:
+                    try:
+                        request = decoder.next_message()
+                    except ChecksumError:
+                        if not self.streaming:
+                            await link.send(self.nak)
+                        continue
+                    except FrameError:
+                        continue  # line noise: a real device ignores it
+                    if request is NEED_DATA:
+                        break
+                    if not self.streaming:
+                        await self._answer(link, request, group)
+
+    async def _answer(self, link: SimLink, request: Request, group: asyncio.TaskGroup) -> None:
+        command = request.command
+        if command not in MODEL_COMMANDS["jxgt2"] or (command == Command.START and self.lift_up):
+            await link.send(self.nak)
+        elif command == Command.START:
+            await link.send(encode_reply(Ack(command)))
+            self.streaming = True
+            group.create_task(self._stream(link))
+        elif command == Command.READ:
+            await link.send(encode_reply(self._weigh()))
+        elif command == Command.GET_RESULT:
+            await link.send(encode_reply(self.result))
+            if self._result_fresh:
+                self._result_fresh = False
+                self._ctx.position.advance()
+        else:
+            self._set_state(Command(command))
+            await link.send(encode_reply(Ack(command)))
+
+    def _set_state(self, command: Command) -> None:
+        if command in (Command.LIFT_UP, Command.LIFT_DOWN):
+            self.lift_up = command == Command.LIFT_UP
+        elif command == Command.ZERO:
+            self.zeroed = True
+
+    def _weigh(self) -> WeightFrame:
+        if self.lift_up:
+            return WeightFrame(0, 0)
+        axle, noise = self.axle, self._timing.noise
+        left = self._random.gauss(axle.load_left_kg, noise * axle.load_left_kg)
+        right = self._random.gauss(axle.load_right_kg, noise * axle.load_right_kg)
+        return WeightFrame(max(0, round(left)), max(0, round(right)))
+
+    def _raw_force(self, force_dan: float) -> int:
+        """A noisy reading of ``force_dan`` in the configured unit, as the field carries it."""
+        noisy = self._random.gauss(force_dan, self._timing.noise * (force_dan + NOISE_FLOOR_DAN))
+        offset = 0.0 if self.zeroed else ZERO_OFFSET_DAN
+        low, high = FORCE_RANGE
+        return min(high, max(low, round((max(0.0, noisy) + offset) * self._per_dan)))
+
+    async def _stream(self, link: SimLink) -> None:
+        """Stream one test at the device rate, then the 'E' frame; keep its result."""
+        try:
+            frames = self._sample_frames()
+            loop = asyncio.get_running_loop()
+            period = 1.0 / self._timing.brake_sample_hz
+            started = loop.time()
+            for index, frame in enumerate(frames):
+                # absolute schedule: a late frame does not push the later ones back
+                delay = started + index * period - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                await link.send(encode_reply(frame))
+            await link.send(encode_reply(StreamEnd()))
+            left = [frame.force_left for frame in frames]
+            right = [frame.force_right for frame in frames]
+            self.result = BrakeResultFrame(*(round(v) for v in growth_phase_summary(left, right)))
+            self._result_fresh = True
+        finally:
+            self.streaming = False
+
+    def _sample_frames(self) -> list[ForceSample]:
+        left, right = wheel_profiles(self.axle, self._timing.time_scale)
+        period = 1.0 / self._timing.brake_sample_hz
+        self.last_stream = [
+            ForceSample(
+                self._raw_force(left.force_dan(index * period)),
+                self._raw_force(right.force_dan(index * period)),
+            )
+            for index in range(stream_frame_count(self.axle, self._timing))
+        ]
+        return self.last_stream
+
+
+def _factory(ctx: SimContext) -> Any:
+    return Jxgt2Sim(ctx)
+
+
+SIM = SimSpec(
+    protocol="jxgt2",
+    kind="stream",
+    summary="Jiangxing JXGT2 roller brake tester: weighing, streamed forces, lock-up, result",
+    factory=_factory,
+)

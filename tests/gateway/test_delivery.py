@@ -1,0 +1,164 @@
+"""Records flow from a simulated tester through the daemon (a real subprocess) to a real
+mosquitto, survive a broker outage and SIGKILLs of the daemon, in order, without loss."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from gateway.records import GatewayState, ResultRecord
+from simulators.lane import SimDevice, SimLane
+from simulators.scenario import load_scenario
+from tests.harness import Daemon, Station, order, send_command, write_config
+from tests.mosquitto import Mosquitto
+
+SCENARIOS = Path(__file__).parents[2] / "simulators" / "scenarios"
+
+
+@dataclass
+class Lane:
+    daemon: Daemon
+    station: Station
+    sims: SimLane
+    outbox: Path
+
+
+@pytest.fixture
+async def lane(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[Lane]:
+    scenario = load_scenario(SCENARIOS / "passing-car.yaml")
+    scenario = scenario.model_copy(
+        update={"timing": scenario.timing.model_copy(update={"time_scale": 0.02})}
+    )
+    sims = SimLane(scenario, [SimDevice("speedometer", "tlch10")])
+    station = Station(mosquitto.port)
+    ready = asyncio.Event()
+
+    async def background() -> None:  # simulators and the station, owned by this fixture
+        async with asyncio.TaskGroup() as group:
+            await sims.start(group)
+            group.create_task(station.run())
+            ready.set()
+
+    task = asyncio.create_task(background())
+    await ready.wait()
+    await station.connected.wait()
+    config = write_config(
+        tmp_path / "lane.yaml",
+        tmp_path / "state",
+        mosquitto.port,
+        buses=[{"id": "com1", "url": sims.running["speedometer"].url, "response_timeout_s": 0.5}],
+        devices=[
+            {
+                "id": "speedometer",
+                "class": "speedometer_tester",
+                "protocol": "tlch10",
+                "bus": "com1",
+                "poll_period_s": 0.5,
+                "options": {"poll_interval_s": 0.02},
+            }
+        ],
+    )
+    daemon = Daemon(config, tmp_path / "daemon.log")
+    await daemon.start()
+    await wait_online(station, None)
+    try:
+        yield Lane(daemon, station, sims, tmp_path / "state" / "outbox.sqlite3")
+    finally:
+        await daemon.stop()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def wait_online(station: Station, previous_session: str | None) -> str:
+    """Wait for the birth of a session other than ``previous_session`` (commands sent
+    before the daemon is subscribed would be lost)."""
+
+    def newest_birth() -> dict[str, object] | None:
+        births = [m for m in station.messages.get("state", []) if m["online"]]
+        return births[-1] if births else None
+
+    def born() -> bool:
+        birth = newest_birth()
+        return birth is not None and birth["session_id"] != previous_session
+
+    await station.wait_for(born, timeout=30)
+    birth = newest_birth()
+    assert birth is not None
+    return str(birth["session_id"])
+
+
+async def submit(port: int, numbers: range) -> None:
+    for number in numbers:
+        answer = await send_command(port, "inspect", order(number))
+        assert answer["ok"], answer
+
+
+def assert_complete_in_order(records: list[dict[str, object]], last_seq: int) -> None:
+    """Seqs 1..last_seq all arrived, and their first arrivals came in sequence order."""
+    seqs = [int(r["seq"]) for r in records if int(r["seq"]) <= last_seq]  # type: ignore[call-overload]
+    assert sorted(seqs) == list(range(1, last_seq + 1)), (
+        f"missing: {set(range(1, last_seq + 1)) - set(seqs)}"
+    )
+    assert seqs == sorted(seqs), "first arrivals are not in sequence order"
+
+
+async def test_records_flow_from_tester_to_broker(lane: Lane, mosquitto: Mosquitto) -> None:
+    await lane.station.wait_for(lambda: "state" in lane.station.messages)
+    birth = GatewayState.model_validate(lane.station.messages["state"][-1])
+    assert birth.online and [d.id for d in birth.devices] == ["speedometer"]
+    await submit(mosquitto.port, range(1, 2))
+    await lane.station.wait_for(lambda: len(lane.station.results) >= 2)
+    item, summary = (ResultRecord.model_validate(r) for r in lane.station.results[:2])
+    assert (item.seq, summary.seq) == (1, 2)
+    assert (item.item_code, summary.item_code, summary.kind) == ("S1", "summary", "summary")
+    speed = item.measurements[0]
+    assert speed.unit == "km/h" and speed.limit is not None and speed.limit.low == 32.8
+    assert 36.5 < float(speed.value) < 38.7  # type: ignore[arg-type]  # scenario: 37.6 ± noise
+    assert item.verdict.value == "pass" and summary.verdict.value == "pass"
+    assert item.session_id == birth.session_id and item.devices[0].id == "speedometer"
+    assert not item.replayed
+    progress = [p["step"] for p in lane.station.messages.get("progress", [])]
+    assert "speedometer_latched" in progress
+
+
+async def test_broker_outage_loses_nothing(lane: Lane, mosquitto: Mosquitto) -> None:
+    await submit(mosquitto.port, range(1, 7))  # one running, five queued
+    await lane.station.wait_for(lambda: len(lane.station.results) >= 2)
+    mosquitto.stop()
+    produced_before = len(lane.daemon.log_events("record_produced"))
+    async with asyncio.timeout(30):  # the lane goes on producing while the broker is down
+        while len(lane.daemon.log_events("record_produced")) < produced_before + 3:
+            await asyncio.sleep(0.1)
+    mosquitto.start()
+    await lane.station.wait_for(lambda: len(lane.station.unique_results()) >= 12, timeout=60)
+    records = lane.station.unique_results()
+    assert_complete_in_order(records, 12)
+    assert any(r["replayed"] for r in records), "records produced offline must be flagged"
+
+
+async def test_sigkill_loses_no_produced_record(lane: Lane, mosquitto: Mosquitto) -> None:
+    rng = random.Random(5)
+    number = 0
+    for _kill in range(3):
+        await submit(mosquitto.port, range(number + 1, number + 4))
+        number += 3
+        await asyncio.sleep(rng.uniform(0.2, 1.5))  # a random point in production/delivery
+        session = str(lane.station.messages["state"][-1]["session_id"])
+        await lane.daemon.kill()
+        with sqlite3.connect(lane.outbox) as db:
+            assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        await lane.daemon.start()
+        await wait_online(lane.station, session)
+    with sqlite3.connect(lane.outbox) as db:
+        (last_seq,) = db.execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()
+    assert last_seq >= 2
+    await lane.station.wait_for(lambda: len(lane.station.unique_results()) >= last_seq, timeout=60)
+    assert_complete_in_order(lane.station.unique_results(), last_seq)

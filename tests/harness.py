@@ -1,0 +1,172 @@
+"""End-to-end harness: in-process simulators, the daemon as a real subprocess, and an MQTT
+subscriber that plays the station server. Everything talks over real sockets/PTYs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import yaml
+
+STATION = "4401001"
+LANE = "L1"
+BASE = f"lanegw/{STATION}/{LANE}"
+
+
+def write_config(
+    path: Path,
+    state_dir: Path,
+    mqtt_port: int,
+    buses: list[dict[str, Any]],
+    devices: list[dict[str, Any]],
+    **mqtt: Any,
+) -> Path:
+    config = {
+        "station": STATION,
+        "lane": LANE,
+        "state_dir": str(state_dir),
+        "mqtt": {
+            "host": "127.0.0.1",
+            "port": mqtt_port,
+            "keepalive_s": 5,
+            "reconnect_min_s": 0.2,
+            "reconnect_max_s": 1.0,
+            **mqtt,
+        },
+        "metrics": {"enabled": False},
+        "buses": buses,
+        "devices": devices,
+    }
+    path.write_text(yaml.safe_dump(config, allow_unicode=True))
+    return path
+
+
+class Daemon:
+    """``lanegw run`` as a child process."""
+
+    def __init__(self, config: Path, log: Path) -> None:
+        self.config = config
+        self.log = log
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        with open(self.log, "ab") as log:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "gateway",
+                "run",
+                "--config",
+                str(self.config),
+                "--log-format",
+                "json",
+                stdout=log,
+                stderr=log,
+                env=env,
+            )
+
+    async def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        await self.proc.wait()
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.terminate()
+            try:
+                async with asyncio.timeout(10):
+                    await self.proc.wait()
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+
+    def log_events(self, event: str) -> list[dict[str, Any]]:
+        found = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            if line.startswith("{") and f'"event": "{event}"' in line:
+                found.append(json.loads(line))
+        return found
+
+
+@dataclass
+class Station:
+    """A subscriber playing the station server; reconnects, keeps its session."""
+
+    port: int
+    results: list[dict[str, Any]] = field(default_factory=list)
+    messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    connected: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                async with aiomqtt.Client(
+                    "127.0.0.1",
+                    self.port,
+                    identifier="test-station",
+                    protocol=aiomqtt.ProtocolVersion.V311,
+                    clean_session=False,
+                ) as client:
+                    await client.subscribe(f"{BASE}/#", qos=1)
+                    self.connected.set()
+                    async for message in client.messages:
+                        self._take(str(message.topic), message.payload)
+            except aiomqtt.MqttError:
+                self.connected.clear()
+                await asyncio.sleep(0.2)
+
+    def _take(self, topic: str, payload: Any) -> None:
+        data = json.loads(payload)
+        sub = topic[len(BASE) + 1 :]
+        if sub == "results":
+            self.results.append(data)
+        self.messages.setdefault(sub, []).append(data)
+        self.changed.set()
+
+    async def wait_for(self, predicate: Any, timeout: float = 30.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                self.changed.clear()
+                await self.changed.wait()
+
+    def unique_results(self) -> list[dict[str, Any]]:
+        seen: dict[str, dict[str, Any]] = {}
+        for record in self.results:
+            seen.setdefault(record["record_id"], record)
+        return list(seen.values())
+
+
+async def send_command(port: int, command: str, args: dict[str, Any]) -> dict[str, Any]:
+    """Send a command like the station server and wait for its response."""
+    async with aiomqtt.Client("127.0.0.1", port) as client:
+        response_topic = f"{BASE}/response/{command}"
+        await client.subscribe(response_topic, qos=1)
+        body = {"args": args, "correlation_id": "t1", "response_topic": response_topic}
+        await client.publish(f"{BASE}/cmd/{command}", json.dumps(body), qos=1)
+        async with asyncio.timeout(20):
+            async for message in client.messages:
+                return json.loads(message.payload)  # type: ignore[arg-type]
+    raise AssertionError("no response")
+
+
+def order(number: int, items: Iterable[str] = ("S1",)) -> dict[str, Any]:
+    return {
+        "inspection_id": f"44010012026112{number:03d}",
+        "plate": "粤A12345",
+        "vin": "LSVAU2180N2183294",
+        "category": "passenger_car",
+        "axle_count": 2,
+        "curb_mass_kg": 1400,
+        "gross_mass_kg": 1850,
+        "items": list(items),
+    }

@@ -12,7 +12,6 @@ from drivers.devices.base import DriverSpec
 
 _MODULES: tuple[str, ...] = (
     # driver modules, one per line:
-    "drivers.devices.modbus_generic",
     "drivers.devices.jxgt2_brake",
     "drivers.devices.tlch10_speed",
 )

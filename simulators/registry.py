@@ -12,7 +12,6 @@ from simulators.base import SimSpec
 
 _MODULES: tuple[str, ...] = (
     # simulator modules, one per line:
-    "simulators.devices.modbus_sim",
     "simulators.devices.jxgt2",
     "simulators.devices.tlch10",
 )

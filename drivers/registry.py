@@ -12,6 +12,11 @@ from drivers.devices.base import DriverSpec
 
 _MODULES: tuple[str, ...] = (
     # driver modules, one per line:
+    "drivers.devices.xk3190_weigher",
+    "drivers.devices.mqd6a_headlamp",
+    "drivers.devices.flb100_opacimeter",
+    "drivers.devices.nha503_analyser",
+    "drivers.devices.modbus_generic",
     "drivers.devices.jxgt2_brake",
     "drivers.devices.tlch10_speed",
 )

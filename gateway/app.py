@@ -63,7 +63,7 @@ def build_bus(bus: BusConfig, metrics: Metrics) -> BusOwner[Any]:
         )
     from drivers.modbus.bus import ModbusBus  # only lanes with Modbus testers need pymodbus
 
-    return ModbusBus(  # type: ignore[no-any-return]
+    return ModbusBus(
         bus.id,
         bus.url if bus.kind == "modbus_rtu" else f"tcp://{bus.url.removeprefix('tcp://')}",
         bus.line,

@@ -12,6 +12,11 @@ from simulators.base import SimSpec
 
 _MODULES: tuple[str, ...] = (
     # simulator modules, one per line:
+    "simulators.devices.xk3190",
+    "simulators.devices.mqd6a",
+    "simulators.devices.flb100",
+    "simulators.devices.nha503",
+    "simulators.devices.modbus_sim",
     "simulators.devices.jxgt2",
     "simulators.devices.tlch10",
 )

@@ -35,16 +35,16 @@ def test_example_config_is_valid_and_summarised() -> None:
 BROKEN = {
     "unknown key": ('lane: "L1"', 'lane: "L1"\nlanee: L2', "lanee", "Extra inputs"),
     "bad type": ("  port: 1883", "  port: eighteen", "mqtt.port", "valid integer"),
-    "unknown protocol": ("protocol: tlch10", "protocol: tlch99", "devices[2]", "unknown protocol"),
+    "unknown protocol": ("protocol: tlch10", "protocol: tlch99", "devices[", "unknown protocol"),
     "missing bus": ("    bus: com-speed\n", "    bus: com-nowhere\n", "", "no bus named"),
     "class mismatch": (
         "class: speedometer_tester",
         "class: gas_analyser",
-        "devices[2]",
+        "devices[",
         "drives a speedometer",
     ),
     "bad yaml": ('lane: "L1"', "lane: [L1", "", "not valid YAML"),
-    "duplicate id": ("  - id: brake-2\n", "  - id: brake\n", "", "duplicate device id"),
+    "duplicate id": ("  - id: headlamp\n", "  - id: brake\n", "", "duplicate device id"),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -25,8 +26,11 @@ class Mosquitto:
         self.binary = binary
         self.port = port or free_port()
         self.conf = workdir / "mosquitto.conf"
+        # as root, mosquitto would drop to user "mosquitto", who cannot write the
+        # persistence file here: the test station's session would not survive a restart
+        run_as = "user root\n" if os.geteuid() == 0 else ""
         self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{run_as}"
             f"persistence true\npersistence_location {workdir}/\nautosave_interval 0\n"
             "max_queued_messages 100000\nlog_dest stderr\nlog_type error\n"
         )

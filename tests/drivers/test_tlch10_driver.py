@@ -126,7 +126,9 @@ async def test_latch_at_the_speed_the_dashboard_shows_as_40() -> None:
         reading = await r.driver.wait_for_latch(timeout=3.0)
         assert reading.latched
         assert reading.latched_speed_kmh == pytest.approx(ACTUAL_AT_40, abs=0.5)
-        assert reading.speed_kmh == pytest.approx(ACTUAL_AT_40, abs=2.0)
+        # the rollers hold only briefly after the latch, then brake: how far they have
+        # slowed by this read depends on scheduling, but they never speed up again
+        assert 0.0 <= reading.speed_kmh <= ACTUAL_AT_40 + 2.0
         stopped = await r.driver.wait_for_latch(timeout=3.0, until_stopped=True)
         assert stopped.speed_kmh == 0.0
         assert stopped.latched_speed_kmh == reading.latched_speed_kmh

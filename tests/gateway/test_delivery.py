@@ -129,6 +129,21 @@ async def test_records_flow_from_tester_to_broker(lane: Lane, mosquitto: Mosquit
     assert "speedometer_latched" in progress
 
 
+async def test_broker_outage_loses_nothing(lane: Lane, mosquitto: Mosquitto) -> None:
+    await submit(mosquitto.port, range(1, 7))  # one running, five queued
+    await lane.station.wait_for(lambda: len(lane.station.results) >= 2)
+    mosquitto.stop()
+    produced_before = len(lane.daemon.log_events("record_produced"))
+    async with asyncio.timeout(30):  # the lane goes on producing while the broker is down
+        while len(lane.daemon.log_events("record_produced")) < produced_before + 3:
+            await asyncio.sleep(0.1)
+    mosquitto.start()
+    await lane.station.wait_for(lambda: len(lane.station.unique_results()) >= 12, timeout=60)
+    records = lane.station.unique_results()
+    assert_complete_in_order(records, 12)
+    assert any(r["replayed"] for r in records), "records produced offline must be flagged"
+
+
 async def test_sigkill_loses_no_produced_record(lane: Lane, mosquitto: Mosquitto) -> None:
     rng = random.Random(5)
     number = 0

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from simulators.base import LanePosition, SimContext
 from simulators.endpoint import Endpoint, PtyEndpoint, TcpEndpoint
 from simulators.faults import FaultPlan
+from simulators.multidrop import MultiDrop
 from simulators.registry import sim_specs
 from simulators.scenario import Scenario
 
@@ -39,6 +40,8 @@ class SimDevice:
     protocol: str
     options: dict[str, Any] = field(default_factory=dict)
     address: int | None = None
+    #: devices naming the same line share one endpoint (an RS-485 multi-drop bus)
+    line: str | None = None
 
 
 @dataclass(slots=True)
@@ -77,6 +80,7 @@ class SimLane:
     async def start(self, group: asyncio.TaskGroup) -> dict[str, RunningSim]:
         """Start every simulator as a task of ``group``; returns when all listen."""
         specs = sim_specs()
+        shared: dict[str, list[tuple[SimDevice, Any, FaultPlan]]] = {}
         for device in self.devices:
             spec = specs.get(device.protocol)
             if spec is None:
@@ -86,23 +90,44 @@ class SimLane:
             sim = spec.factory(ctx)
             if spec.kind == "modbus":
                 running = await self._start_modbus(group, device, sim, faults)
+            elif device.line is not None:
+                shared.setdefault(device.line, []).append((device, sim, faults))
+                continue
             else:
                 running = await self._start_stream(group, device, sim, faults)
             self.running[device.device_id] = running
+        for line, members in shared.items():
+            await self._start_line(group, line, members)
         return self.running
+
+    async def _start_line(
+        self, group: asyncio.TaskGroup, line: str, members: list[tuple[SimDevice, Any, FaultPlan]]
+    ) -> None:
+        handler = MultiDrop([(sim, faults) for _, sim, faults in members])
+        endpoint = await self._endpoint(group, line, handler, FaultPlan())
+        for device, sim, faults in members:
+            self.running[device.device_id] = RunningSim(
+                device.device_id, device.protocol, endpoint.url, faults, sim, endpoint
+            )
 
     async def _start_stream(
         self, group: asyncio.TaskGroup, device: SimDevice, sim: Any, faults: FaultPlan
     ) -> RunningSim:
+        endpoint = await self._endpoint(group, device.device_id, sim, faults)
+        return RunningSim(device.device_id, device.protocol, endpoint.url, faults, sim, endpoint)
+
+    async def _endpoint(
+        self, group: asyncio.TaskGroup, name: str, sim: Any, faults: FaultPlan
+    ) -> TcpEndpoint | PtyEndpoint:
         endpoint: TcpEndpoint | PtyEndpoint
         if self.transport == "pty":
-            link = self.link_dir / f"tty-{device.device_id}" if self.link_dir else None
+            link = self.link_dir / f"tty-{name}" if self.link_dir else None
             endpoint = PtyEndpoint(sim.handle, faults, symlink=link, nak=sim.nak)
         else:
             endpoint = TcpEndpoint(sim.handle, faults, nak=sim.nak)
-        group.create_task(endpoint.serve(), name=f"sim:{device.device_id}")
+        group.create_task(endpoint.serve(), name=f"sim:{name}")
         await endpoint.ready.wait()
-        return RunningSim(device.device_id, device.protocol, endpoint.url, faults, sim, endpoint)
+        return endpoint
 
     async def _start_modbus(
         self, group: asyncio.TaskGroup, device: SimDevice, sim: Any, faults: FaultPlan

@@ -26,6 +26,7 @@ from drivers.registry import get_spec
 from gateway import __version__
 from gateway.commands import CommandRouter
 from gateway.config import BusConfig, LaneConfig
+from gateway.evidence import EvidenceStore
 from gateway.inspection.runner import InspectionRunner
 from gateway.metrics import BusMetrics, Metrics, serve_metrics
 from gateway.mqtt import MqttLink
@@ -94,6 +95,7 @@ class Gateway:
         self.outbox = Outbox(
             cfg.state_dir / "outbox.sqlite3", cfg.outbox.max_bytes, cfg.outbox.alarm_fraction
         )
+        self.evidence = EvidenceStore(cfg.state_dir / "evidence")
         self.buses = {b.id: build_bus(b, self.metrics) for b in cfg.buses}
         self.supervisors: dict[str, DeviceSupervisor] = {}
         for dev in cfg.devices:

@@ -171,6 +171,13 @@ class LaneConfig(_Model):
     metrics: MetricsConfig = MetricsConfig()
     buses: list[BusConfig] = Field(min_length=1)
     devices: list[DeviceConfig] = Field(min_length=1)
+    procedure_time_scale: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description="shortens the standard's procedure timings (stabilisation, averaging "
+        "windows) for benches with simulators; keep 1.0 on a real lane",
+    )
 
     @model_validator(mode="after")
     def _cross_check(self) -> LaneConfig:

@@ -4,17 +4,21 @@ subscriber that plays the station server. Everything talks over real sockets/PTY
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import sys
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
 import yaml
+
+from simulators.lane import SimLane
+from simulators.scenario import Scenario, load_scenario
 
 STATION = "4401001"
 LANE = "L1"
@@ -27,8 +31,11 @@ def write_config(
     mqtt_port: int,
     buses: list[dict[str, Any]],
     devices: list[dict[str, Any]],
+    extra: dict[str, Any] | None = None,
     **mqtt: Any,
 ) -> Path:
+    """Write a lane config; ``extra`` adds top-level keys (e.g. procedure_time_scale)."""
+    extra = extra or {}
     config = {
         "station": STATION,
         "lane": LANE,
@@ -45,6 +52,7 @@ def write_config(
         "buses": buses,
         "devices": devices,
     }
+    config.update(extra)
     path.write_text(yaml.safe_dump(config, allow_unicode=True))
     return path
 
@@ -170,3 +178,53 @@ def order(number: int, items: Iterable[str] = ("S1",)) -> dict[str, Any]:
         "gross_mass_kg": 1850,
         "items": list(items),
     }
+
+
+@contextlib.asynccontextmanager
+async def running_lane(
+    tmp_path: Path,
+    mqtt_port: int,
+    sims: SimLane,
+    config: Callable[[SimLane], tuple[list[dict[str, Any]], list[dict[str, Any]]]],
+    extra: dict[str, Any] | None = None,
+) -> AsyncIterator[tuple[Daemon, Station]]:
+    """Simulators in-process, the daemon as a subprocess, a station subscriber.
+
+    ``config(sims)`` returns the (buses, devices) of the lane config once the simulators
+    listen. The daemon has announced itself (birth) when the block starts.
+    """
+    station = Station(mqtt_port)
+    ready = asyncio.Event()
+
+    async def background() -> None:
+        async with asyncio.TaskGroup() as group:
+            await sims.start(group)
+            group.create_task(station.run())
+            ready.set()
+
+    task = asyncio.create_task(background())
+    await ready.wait()
+    await station.connected.wait()
+    buses, devices = config(sims)
+    path = write_config(
+        tmp_path / "lane.yaml", tmp_path / "state", mqtt_port, buses, devices, extra
+    )
+    daemon = Daemon(path, tmp_path / "daemon.log")
+    await daemon.start()
+    try:
+        await station.wait_for(
+            lambda: any(m["online"] for m in station.messages.get("state", [])), timeout=30
+        )
+        yield daemon, station
+    finally:
+        await daemon.stop()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def scenario_at_speed(path: Path, time_scale: float) -> Scenario:
+    """A scenario file with its timing sped up."""
+    scenario = load_scenario(path)
+    timing = scenario.timing.model_copy(update={"time_scale": time_scale})
+    return scenario.model_copy(update={"timing": timing})

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from drivers.devices.base import DeviceClass
 from gateway.errors import GatewayError
+from gateway.evidence import EvidenceStore
 from gateway.inspection.order import InspectionOrder
 from gateway.records import Evidence, Measurement, Scalar, Verdict
 from gateway.supervisor import DeviceSupervisor
@@ -54,6 +55,22 @@ ProgressFn = Callable[[str, str, dict[str, Scalar]], None]
 
 
 @dataclass(slots=True)
+class InspectionState:
+    """What items of one inspection share: results later items and the summary need.
+
+    Axles are numbered from 1. Brake items store the static wheel loads and maximum
+    forces of each axle here so B0 and the whole-vehicle brake ratio can be computed;
+    ``summary`` collects measurements (such as the whole-vehicle brake ratio) that the
+    closing summary record carries and judges.
+    """
+
+    axle_loads_kg: dict[int, tuple[float, float]] = field(default_factory=dict)
+    axle_max_forces_dan: dict[int, tuple[float, float]] = field(default_factory=dict)
+    summary: list[Measurement] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class ItemContext:
     """The order, the lane's devices and the progress channel, for one item."""
 
@@ -61,7 +78,14 @@ class ItemContext:
     item_code: str
     supervisors: dict[str, DeviceSupervisor]
     progress_fn: ProgressFn
+    evidence: EvidenceStore
+    state: InspectionState
+    time_scale: float = 1.0
     used: list[str] = field(default_factory=list)
+
+    def seconds(self, standard_s: float) -> float:
+        """A procedure duration from the standard, scaled for benches (1.0 on a lane)."""
+        return standard_s * self.time_scale
 
     def progress(self, step: str, message: str, **values: Scalar) -> None:
         """Publish a progress event for this item."""

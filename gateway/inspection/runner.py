@@ -19,7 +19,13 @@ import uuid6
 
 from drivers.errors import DriverError
 from gateway.errors import InspectionRefused, OutboxFull
-from gateway.inspection.items import ItemAborted, ItemContext, ItemOutcome, overall
+from gateway.inspection.items import (
+    InspectionState,
+    ItemAborted,
+    ItemContext,
+    ItemOutcome,
+    overall,
+)
 from gateway.inspection.order import InspectionOrder
 from gateway.inspection.procedures import PROCEDURES
 from gateway.records import DeviceRef, Measurement, Progress, ResultRecord, Scalar, Verdict, utc_now
@@ -116,12 +122,13 @@ class InspectionRunner:
         started = utc_now()
         self._progress(order, None, "inspection_started", f"{order.plate}: inspection started")
         verdicts: dict[str, Verdict] = {}
+        state = InspectionState()
         for code in order.items:
             item_started = utc_now()
             if self._aborting == order.inspection_id:
                 outcome = ItemOutcome(Verdict.ABORTED, reason="inspection aborted by command")
             else:
-                outcome = await self._run_item(order, code)
+                outcome = await self._run_item(order, code, state)
             verdicts[code] = outcome.verdict
             await self._produce(order, code, outcome, item_started, utc_now())
             self._progress(
@@ -132,9 +139,12 @@ class InspectionRunner:
                 verdict=outcome.verdict.value,
                 reason=outcome.reason,
             )
+        item_verdicts = [
+            Measurement(name=f"{code}_verdict", value=v.value) for code, v in verdicts.items()
+        ]
         summary = ItemOutcome(
-            overall(list(verdicts.values())),
-            [Measurement(name=f"{code}_verdict", value=v.value) for code, v in verdicts.items()],
+            overall([*verdicts.values(), *(m.verdict for m in state.summary)]),
+            item_verdicts + state.summary,
             name="whole-vehicle summary",
         )
         await self._produce(order, "summary", summary, started, utc_now(), kind="summary")
@@ -146,12 +156,17 @@ class InspectionRunner:
             verdict=summary.verdict.value,
         )
 
-    async def _run_item(self, order: InspectionOrder, code: str) -> ItemOutcome:
+    async def _run_item(
+        self, order: InspectionOrder, code: str, state: InspectionState
+    ) -> ItemOutcome:
         ctx = ItemContext(
             order,
             code,
             self._gw.supervisors,
             lambda step, text, values: self._progress(order, code, step, text, **values),
+            self._gw.evidence,
+            state,
+            self._gw.config.procedure_time_scale,
         )
         async with asyncio.TaskGroup() as group:
             self._item_task = task = group.create_task(self._item_body(ctx))

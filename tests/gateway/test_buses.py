@@ -4,8 +4,6 @@ does not slow its neighbours, and a serial port that disappears is reopened."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,39 +12,10 @@ import pytest
 from simulators.faults import Fault
 from simulators.lane import SimDevice, SimLane
 from simulators.scenario import load_scenario
-from tests.harness import Daemon, Station, write_config
+from tests.harness import Station, running_lane
 from tests.mosquitto import Mosquitto
 
 SCENARIO = Path(__file__).parents[2] / "simulators" / "scenarios" / "passing-car.yaml"
-
-
-@contextlib.asynccontextmanager
-async def running_lane(
-    tmp_path: Path, mosquitto: Mosquitto, sims: SimLane, config: Callable[[SimLane], Any]
-) -> AsyncIterator[tuple[Daemon, Station]]:
-    station = Station(mosquitto.port)
-    ready = asyncio.Event()
-
-    async def background() -> None:
-        async with asyncio.TaskGroup() as group:
-            await sims.start(group)
-            group.create_task(station.run())
-            ready.set()
-
-    task = asyncio.create_task(background())
-    await ready.wait()
-    await station.connected.wait()
-    buses, devices = config(sims)
-    path = write_config(tmp_path / "lane.yaml", tmp_path / "state", mosquitto.port, buses, devices)
-    daemon = Daemon(path, tmp_path / "daemon.log")
-    await daemon.start()
-    try:
-        yield daemon, station
-    finally:
-        await daemon.stop()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def availability(station: Station, device: str) -> list[str]:
@@ -82,7 +51,7 @@ async def test_silent_device_does_not_slow_its_neighbour(
         bus = {"id": "rs485", "url": url, "response_timeout_s": 0.2}
         return [bus], [weigher("weigher-a", 1, period), weigher("weigher-b", 2, period)]
 
-    async with running_lane(tmp_path, mosquitto, sims, config) as (daemon, station):
+    async with running_lane(tmp_path, mosquitto.port, sims, config) as (daemon, station):
         await station.wait_for(lambda: "online" in availability(station, "weigher-b"))
         sims.running["weigher-b"].faults.inject(Fault.NO_REPLY, count=100_000)
         await station.wait_for(lambda: "offline" in availability(station, "weigher-b"))
@@ -112,7 +81,7 @@ async def test_vanished_serial_port_is_reopened(tmp_path: Path, mosquitto: Mosqu
         }
         return [bus], [device]
 
-    async with running_lane(tmp_path, mosquitto, sims, config) as (daemon, station):
+    async with running_lane(tmp_path, mosquitto.port, sims, config) as (daemon, station):
         await station.wait_for(lambda: "online" in availability(station, "speedometer"))
         sims.running["speedometer"].faults.inject(Fault.DISCONNECT, delay_s=2.0)
         await station.wait_for(lambda: "offline" in availability(station, "speedometer"))

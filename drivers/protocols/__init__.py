@@ -1,0 +1,1 @@
+"""Sans-I/O protocol codecs: bytes in, typed messages out; no I/O, no asyncio."""

@@ -1,0 +1,52 @@
+"""The local evidence archive: raw data behind records, content-addressed by SHA-256.
+
+Records carry only the hash (and, for curves, the regulator's upload string); the full
+raw data (brake curves at the device rate, per-second emission process data, raw frames)
+stay here, in ``{state_dir}/evidence/ab/abcdef....json``, written atomically and fsync'd
+before the record that references them is produced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from gateway.records import Evidence
+
+
+class EvidenceStore:
+    """Write-once store of evidence documents."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def put(self, kind: str, document: dict[str, Any], **meta: Any) -> Evidence:
+        """Store ``document`` (JSON-able) and return the ``Evidence`` reference to it."""
+        data = json.dumps({"kind": kind, **document}, separators=(",", ":"), sort_keys=True)
+        raw = data.encode()
+        digest = hashlib.sha256(raw).hexdigest()
+        path = self.path_of(digest)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            with open(tmp, "wb") as handle:
+                handle.write(raw)
+                handle.flush()
+                os.fsync(handle.fileno())
+            tmp.replace(path)
+        return Evidence(kind=kind, sha256=digest, **meta)
+
+    def path_of(self, digest: str) -> Path:
+        """Where the document with this hash lives."""
+        return self.root / digest[:2] / f"{digest}.json"
+
+    def get(self, digest: str) -> dict[str, Any]:
+        """Read a document back, checking its hash."""
+        raw = self.path_of(digest).read_bytes()
+        if hashlib.sha256(raw).hexdigest() != digest:
+            raise ValueError(f"evidence {digest} does not match its hash")
+        document: dict[str, Any] = json.loads(raw)
+        return document

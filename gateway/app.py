@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import os
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +37,7 @@ from gateway.records import (
     Telemetry,
     utc_now,
 )
+from gateway.sdnotify import feed_watchdog, notify
 from gateway.secrets import read_mqtt_password
 from gateway.supervisor import DeviceSupervisor
 
@@ -233,24 +233,12 @@ class Gateway:
                         serve_metrics(self.metrics, metrics_cfg.address, metrics_cfg.port),
                         name="metrics",
                     )
-                _notify_ready()
+                group.create_task(feed_watchdog(), name="watchdog")
+                notify("READY=1")
         finally:
             await self.link.close()
             self.outbox.close()
             log.info("gateway_stopped")
-
-
-def _notify_ready() -> None:
-    """Tell systemd (Type=notify) we are up, when run under it."""
-    address = os.environ.get("NOTIFY_SOCKET")
-    if not address:
-        return
-    import socket
-
-    path = "\0" + address[1:] if address.startswith("@") else address
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        sock.connect(path)
-        sock.sendall(b"READY=1")
 
 
 async def run_gateway(config: LaneConfig) -> None:

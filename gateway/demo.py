@@ -29,6 +29,10 @@ from simulators.scenario import Scenario, load_scenario
 
 STATION = "4401001"
 LANES = (("L1", "passing-car"), ("L2", "failing-car"))
+#: the demo station sends each lane a new vehicle this often, seconds
+ORDER_INTERVAL_S = 60.0
+#: items of a full inspection, in lane order (those this build can run are used)
+DEMO_ITEMS = ("B1", "B2", "B0", "H1", "H4", "S1", "TSI")
 
 
 def demo_scenario(name: str, time_scale: float) -> Scenario:
@@ -87,9 +91,13 @@ def demo_order(lane: str, number: int, scenario: Scenario, items: list[str]) -> 
 
 
 def lane_items(sims: SimLane) -> list[str]:
-    """The items this simulated lane can run (those whose devices it has)."""
+    """The items of a full inspection that this simulated lane can run."""
     have = {driver_specs()[r.protocol].device_class for r in sims.running.values()}
-    return [code for code, proc in PROCEDURES.items() if all(c in have for c in proc.needs)]
+    return [
+        code
+        for code in DEMO_ITEMS
+        if code in PROCEDURES and all(c in have for c in PROCEDURES[code].needs)
+    ]
 
 
 async def run_demo(console: Console, duration: float | None, time_scale: float) -> None:
@@ -120,7 +128,17 @@ async def _station(console: Console, time_scale: float) -> None:
 
 
 async def _send_orders(port: int, lanes: list[tuple[str, Scenario, SimLane]]) -> None:
+    """Play the station server: once every lane's gateway is up, send each an order,
+    and a new one every ``ORDER_INTERVAL_S``."""
     async with aiomqtt.Client("127.0.0.1", port, protocol=aiomqtt.ProtocolVersion.V311) as client:
+        await client.subscribe(f"lanegw/{STATION}/+/state", qos=1)
+        online: set[str] = set()
+        async for message in client.messages:
+            state = json.loads(message.payload)
+            if state.get("online"):
+                online.add(state["lane"])
+            if online >= {lane for lane, _, _ in lanes}:
+                break
         number = 0
         while True:
             number += 1
@@ -128,7 +146,7 @@ async def _send_orders(port: int, lanes: list[tuple[str, Scenario, SimLane]]) ->
                 order = demo_order(lane, number, scenario, lane_items(sims))
                 topic = f"lanegw/{STATION}/{lane}/cmd/inspect"
                 await client.publish(topic, json.dumps({"args": order}), qos=1)
-            await asyncio.sleep(20)
+            await asyncio.sleep(ORDER_INTERVAL_S)
 
 
 async def _console_view(console: Console, port: int) -> None:

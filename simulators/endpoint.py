@@ -135,6 +135,9 @@ class TcpEndpoint(Endpoint):
     async def _serve_until_disconnect(self) -> float:
         disconnect = asyncio.get_running_loop().create_future()
         busy = asyncio.Lock()
+        # asyncio.start_server runs each client in a task of its own; we end them by
+        # closing their session (never by cancelling them) when this endpoint stops
+        sessions: dict[asyncio.Task[None], SimLink] = {}
 
         async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             if busy.locked():  # a device server port takes one client at a time
@@ -143,11 +146,15 @@ class TcpEndpoint(Endpoint):
             async with busy:
                 link = SimLink(self.faults, self._nak)
                 link.attach(writer.write)
+                task = asyncio.current_task()
+                assert task is not None
+                sessions[task] = link
                 async with asyncio.TaskGroup() as group:
                     pump = group.create_task(_pump_stream(reader, link))
                     await self._run_session(link)
                     pump.cancel()
                 writer.close()
+                sessions.pop(task, None)
                 if link.disconnect_requested is not None and not disconnect.done():
                     disconnect.set_result(link.disconnect_requested)
 
@@ -159,6 +166,10 @@ class TcpEndpoint(Endpoint):
         finally:
             server.close()
             self.ready.clear()
+            for link in sessions.values():
+                link.closed.set()
+            if sessions:
+                await asyncio.wait(list(sessions))
         return down_for
 
 

@@ -44,7 +44,9 @@ def demo_scenario(name: str, time_scale: float) -> Scenario:
     return scenario.model_copy(update={"timing": timing})
 
 
-def lane_config(lane: str, sims: SimLane, mqtt_port: int, state_dir: Path) -> LaneConfig:
+def lane_config(
+    lane: str, sims: SimLane, mqtt_port: int, state_dir: Path, time_scale: float
+) -> LaneConfig:
     """The config a station engineer would write for this simulated lane."""
     buses, devices = [], []
     for running in sims.running.values():
@@ -71,6 +73,8 @@ def lane_config(lane: str, sims: SimLane, mqtt_port: int, state_dir: Path) -> La
             "metrics": {"enabled": False},
             "buses": buses,
             "devices": devices,
+            # the simulated lane runs faster than real time; so do the procedures
+            "procedure_time_scale": min(1.0, time_scale),
         }
     )
 
@@ -121,7 +125,7 @@ async def _station(console: Console, time_scale: float) -> None:
                 devices = [SimDevice(d, p) for d, p in DEFAULT_LANE if p in protocols]
                 sims = SimLane(scenario, devices)
                 await sims.start(group)
-                gateway = Gateway(lane_config(lane, sims, port, Path(tmp)))
+                gateway = Gateway(lane_config(lane, sims, port, Path(tmp), time_scale))
                 group.create_task(gateway.run())
                 lanes.append((lane, scenario, sims))
             group.create_task(_send_orders(port, lanes))

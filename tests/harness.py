@@ -134,7 +134,10 @@ class Station:
                 await asyncio.sleep(0.2)
 
     def _take(self, topic: str, payload: Any) -> None:
-        data = json.loads(payload)
+        try:
+            data = json.loads(payload)
+        except ValueError:  # tests publish garbage on purpose (e.g. a malformed ack)
+            return
         sub = topic[len(BASE) + 1 :]
         if sub == "results":
             self.results.append(data)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import hashlib
 import signal
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,11 +26,13 @@ from drivers.registry import get_spec
 from gateway import __version__
 from gateway.commands import CommandRouter
 from gateway.config import BusConfig, LaneConfig
+from gateway.control import ControlServer, Monitors
 from gateway.evidence import EvidenceStore
 from gateway.inspection.runner import InspectionRunner
 from gateway.metrics import BusMetrics, Metrics, serve_metrics
 from gateway.mqtt import MqttLink
 from gateway.outbox import Outbox
+from gateway.portlock import PortBusy, PortLock
 from gateway.records import (
     DeviceInventoryItem,
     DeviceStatus,
@@ -121,6 +124,8 @@ class Gateway:
             read_mqtt_password(cfg.mqtt),
         )
         self.runner = InspectionRunner(self)
+        self.monitors = Monitors()
+        self.control = ControlServer(self)
         self._last_telemetry: dict[str, float] = {}
         self._telemetry_interval = 1.0 / cfg.mqtt.telemetry_max_hz
 
@@ -180,6 +185,7 @@ class Gateway:
 
     def _publish_reading(self, device: str, reading: Reading) -> None:
         now = asyncio.get_running_loop().time()
+        self.monitors.publish(device, reading, time.time())
         if now - self._last_telemetry.get(device, -1e9) < self._telemetry_interval:
             return  # rate limit: live values are for display, not evidence
         self._last_telemetry[device] = now
@@ -208,6 +214,21 @@ class Gateway:
                 )
             await asyncio.sleep(1.0)
 
+    def _lock_ports(self) -> list[PortLock]:
+        """Lock every port this gateway drives (``PortBusy`` if another process has one)."""
+        locks: list[PortLock] = []
+        try:
+            for bus in self.config.buses:
+                if bus.kind != "modbus_tcp":
+                    lock = PortLock(bus.url, f"lanegw daemon {self.gateway_id}")
+                    lock.acquire()
+                    locks.append(lock)
+        except PortBusy:
+            for lock in locks:
+                lock.release()
+            raise
+        return locks
+
     async def run(self) -> None:
         """Run every part until cancelled."""
         structlog.contextvars.bind_contextvars(station=self.config.station, lane=self.config.lane)
@@ -218,6 +239,7 @@ class Gateway:
             outbox_depth=self.outbox.stats().depth,
             last_seq=self.outbox.last_seq,
         )
+        locks = self._lock_ports()
         try:
             async with asyncio.TaskGroup() as group:
                 for bus in self.buses.values():
@@ -226,6 +248,7 @@ class Gateway:
                     group.create_task(supervisor.run(), name=f"device:{supervisor.device_id}")
                 group.create_task(self.link.run(), name="mqtt")
                 group.create_task(self.runner.run(), name="inspections")
+                group.create_task(self.control.serve(), name="control")
                 group.create_task(self._watch_outbox(), name="outbox-gauges")
                 metrics_cfg = self.config.metrics
                 if metrics_cfg.enabled:
@@ -238,6 +261,8 @@ class Gateway:
         finally:
             await self.link.close()
             self.outbox.close()
+            for lock in locks:
+                lock.release()
             log.info("gateway_stopped")
 
 

@@ -59,17 +59,31 @@ class CommandRouter:
             return topics.response(incoming.command), self._answer(incoming, None, error=error)
         topic = incoming.response_topic or request.response_topic
         topic = topic or topics.response(incoming.command)
-        handler = self._handlers.get(incoming.command)
-        if handler is None:
-            self._gateway.metrics.bad_messages.labels("cmd").inc()
-            error = f"unknown command {incoming.command!r}; allowed: {', '.join(self.names)}"
-            return topic, self._answer(incoming, request, error=error)
         try:
-            result = await handler(request.args)
-        except (CommandError, GatewayError, ValidationError) as exc:
-            log.info("command_refused", command=incoming.command, error=str(exc))
+            result = await self.run(incoming.command, request.args)
+        except CommandError as exc:
             return topic, self._answer(incoming, request, error=str(exc))
         return topic, self._answer(incoming, request, result=result)
+
+    async def run(self, command: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Run an allowed command (for MQTT and the local control socket alike).
+
+        Raises ``CommandError`` saying why when the command is unknown or refused.
+        """
+        handler = self._handlers.get(command)
+        if handler is None:
+            self._gateway.metrics.bad_messages.labels("cmd").inc()
+            raise CommandError(f"unknown command {command!r}; allowed: {', '.join(self.names)}")
+        try:
+            return await handler(args)
+        except (CommandError, GatewayError) as exc:
+            log.info("command_refused", command=command, error=str(exc))
+            raise CommandError(str(exc)) from None
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            message = f"invalid {command} arguments: {first['msg']} at {_loc(first['loc'])}"
+            log.info("command_refused", command=command, error=message)
+            raise CommandError(message) from None
 
     def _answer(
         self,

@@ -226,6 +226,26 @@ async def running_lane(
             await task
 
 
+@contextlib.asynccontextmanager
+async def serving(sims: SimLane) -> AsyncIterator[SimLane]:
+    """Run the simulators of ``sims`` for the duration of the block."""
+    ready = asyncio.Event()
+
+    async def background() -> None:
+        async with asyncio.TaskGroup() as group:
+            await sims.start(group)
+            ready.set()
+
+    task = asyncio.create_task(background())
+    await ready.wait()
+    try:
+        yield sims
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def scenario_at_speed(path: Path, time_scale: float) -> Scenario:
     """A scenario file with its timing sped up."""
     scenario = load_scenario(path)

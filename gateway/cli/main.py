@@ -15,9 +15,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from gateway.cli import probe as probe_cmd
+from gateway.cli import status as status_cmd
 from gateway.config import LaneConfig, load_config
 from gateway.errors import ConfigError
 from gateway.logs import LogFormat, configure_logging
+from gateway.portlock import PortBusy
 from gateway.secrets import SecretError
 
 app = typer.Typer(
@@ -29,6 +32,9 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Lane config files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+app.command()(status_cmd.status)
+app.command()(status_cmd.monitor)
+app.command()(probe_cmd.probe)
 
 out = Console()
 err = Console(stderr=True)
@@ -117,7 +123,7 @@ def run(
     configure_logging(fmt, log_level.upper())
     try:
         asyncio.run(run_gateway(lane))
-    except SecretError as exc:
+    except (SecretError, PortBusy) as exc:
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from None
 

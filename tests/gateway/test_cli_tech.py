@@ -1,0 +1,99 @@
+"""The technician CLI against a running daemon (status, monitor) and a bare port (probe)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from gateway.portlock import locked
+from gateway.status import GatewayStatus
+from simulators.lane import SimDevice, SimLane
+from tests.harness import running_lane, scenario_at_speed, serving
+from tests.mosquitto import Mosquitto
+
+SCENARIO = Path(__file__).parents[2] / "simulators" / "scenarios" / "passing-car.yaml"
+
+
+async def lanegw(*args: str, timeout: float = 60) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(timeout):
+        out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def speedometer_lane(lane: SimLane) -> Any:
+    bus = {"id": "com1", "url": lane.running["speedometer"].url, "response_timeout_s": 0.5}
+    device = {
+        "id": "speedometer",
+        "class": "speedometer_tester",
+        "protocol": "tlch10",
+        "bus": "com1",
+        "poll_period_s": 0.2,
+    }
+    return [bus], [device]
+
+
+async def test_status_and_monitor_talk_to_the_running_daemon(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    sims = SimLane(scenario_at_speed(SCENARIO, 0.05), [SimDevice("speedometer", "tlch10")])
+    config = str(tmp_path / "lane.yaml")
+    async with running_lane(tmp_path, mosquitto.port, sims, speedometer_lane):
+        code, out, err = await lanegw("status", "-c", config, "--json")
+        assert code == 0, err
+        status = GatewayStatus.model_validate_json(out)  # the JSON matches its schema
+        assert status.mqtt_connected and [d.id for d in status.devices] == ["speedometer"]
+        code, out, _ = await lanegw("status", "-c", config)
+        assert code == 0 and "station 4401001 lane L1" in out and "speedometer" in out
+
+        code, out, err = await lanegw(
+            "monitor", "speedometer", "-c", config, "--json", "--seconds", "1.5"
+        )
+        readings = [json.loads(line) for line in out.splitlines()]
+        assert len(readings) >= 3, err
+        assert {"speed_kmh", "latched_speed_kmh"} <= set(readings[-1]["values"])
+        code, _, err = await lanegw("monitor", "nope", "-c", config, "--seconds", "2")
+        assert code == 1 and "no device 'nope'" in err
+
+
+async def test_status_without_daemon_says_so(tmp_path: Path) -> None:
+    config = tmp_path / "lane.yaml"
+    example = (Path(__file__).parents[2] / "config" / "lane.example.yaml").read_text()
+    config.write_text(example.replace("/var/lib/lanegw", str(tmp_path / "state")))
+    code, _, err = await lanegw("status", "-c", str(config))
+    assert code == 1 and "no lanegw daemon is running" in err and "Traceback" not in err
+
+
+async def test_probe_finds_the_protocol_and_respects_the_port_lock(tmp_path: Path) -> None:
+    sims = SimLane(scenario_at_speed(SCENARIO, 0.05), [SimDevice("analyser", "nha503")])
+    async with serving(sims):
+        url = sims.running["analyser"].url
+        code, out, err = await lanegw(
+            "probe",
+            url,
+            "--json",
+            "--protocol",
+            "nha503",
+            "--protocol",
+            "flb100",
+            "--protocol",
+            "jxgt2",
+        )
+        attempts = [json.loads(line) for line in out.splitlines()]
+        assert code == 0, err
+        assert [a["protocol"] for a in attempts if a["answered"]] == ["nha503"]
+        assert all(not a["answered"] for a in attempts if a["protocol"] != "nha503")
+        with locked(url, "test technician"):
+            code, _, err = await lanegw("probe", url, "--protocol", "nha503")
+            assert code == 1 and "in use by test technician" in err

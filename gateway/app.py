@@ -29,6 +29,7 @@ from gateway.config import BusConfig, LaneConfig
 from gateway.control import ControlServer, Monitors
 from gateway.evidence import EvidenceStore
 from gateway.inspection.runner import InspectionRunner
+from gateway.integrity import Sealer, load_or_create_key
 from gateway.metrics import BusMetrics, Metrics, serve_metrics
 from gateway.mqtt import MqttLink
 from gateway.outbox import Outbox
@@ -99,6 +100,7 @@ class Gateway:
             cfg.state_dir / "outbox.sqlite3", cfg.outbox.max_bytes, cfg.outbox.alarm_fraction
         )
         self.evidence = EvidenceStore(cfg.state_dir / "evidence")
+        self.sealer = Sealer(load_or_create_key(cfg.state_dir / "gateway.key"))
         self.buses = {b.id: build_bus(b, self.metrics) for b in cfg.buses}
         self.supervisors: dict[str, DeviceSupervisor] = {}
         for dev in cfg.devices:
@@ -148,6 +150,7 @@ class Gateway:
             started_at=self.started_at,
             devices=self.inventory(),
             outbox_alarm=self.outbox.alarm,
+            public_key=self.sealer.public_key,
             ts=utc_now(),
         )
 

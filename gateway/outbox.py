@@ -14,13 +14,16 @@ running are still accepted (results are never dropped).
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gateway.errors import OutboxFull
+from gateway.integrity import GENESIS_HASH, Sealed
 from gateway.records import ResultRecord
 
 _SCHEMA = """
@@ -32,8 +35,12 @@ CREATE TABLE IF NOT EXISTS records (
     produced_offline INTEGER NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0
 );
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value NOT NULL);
 """
+
+
+#: signs a record (parsed JSON) and links it to the previous hash
+SealFn = Callable[[dict[str, Any], str], Sealed]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +83,8 @@ class Outbox:
         self._db.execute("PRAGMA synchronous=FULL")
         self._check_integrity()
         self._db.executescript(_SCHEMA)
-        self._last_seq = self._meta("last_seq")
+        self._last_seq = int(self._meta("last_seq", 0))
+        self._last_hash = str(self._meta("last_hash", GENESIS_HASH))
         depth, size = self._db.execute(
             "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM records"
         ).fetchone()
@@ -91,20 +99,29 @@ class Outbox:
         if result != "ok":
             raise sqlite3.DatabaseError(f"outbox {self.path} failed its integrity check: {result}")
 
-    def _meta(self, key: str) -> int:
+    def _meta(self, key: str, default: int | str) -> int | str:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return int(row[0]) if row else 0
+        return row[0] if row else default
 
     # producing -------------------------------------------------------------------------
-    def add(self, build: Callable[[int], ResultRecord], *, offline: bool) -> ResultRecord:
-        """Number, store and commit one record; returns it once it is durable.
+    def add(
+        self, build: Callable[[int], ResultRecord], *, offline: bool, seal: SealFn | None = None
+    ) -> ResultRecord:
+        """Number, seal, store and commit one record; returns it once it is durable.
 
-        ``build`` gets the sequence number and returns the record. Raises ``OutboxFull``
-        when the disk refuses the write (the caller keeps the record and retries).
+        ``build`` gets the sequence number and returns the record; ``seal`` signs it and
+        links it to the previous record's hash (kept here, in the same transaction).
+        Raises ``OutboxFull`` when the disk refuses the write (the caller keeps the
+        record and retries).
         """
         seq = self._last_seq + 1
         record = build(seq)
-        payload = record.model_dump_json(exclude={"replayed"}).encode()
+        data = json.loads(record.model_dump_json(exclude={"replayed"}))
+        if seal is not None:
+            sealed = seal(data, self._last_hash)
+            payload, new_hash = sealed.payload, sealed.hash
+        else:
+            payload, new_hash = json.dumps(data, separators=(",", ":")).encode(), self._last_hash
         try:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -113,14 +130,15 @@ class Outbox:
                     " VALUES (?, ?, ?, ?, ?)",
                     (seq, record.record_id, payload, time.time(), int(offline)),
                 )
-                self._db.execute(
-                    "INSERT INTO meta (key, value) VALUES ('last_seq', ?)"
+                self._db.executemany(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)"
                     " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    (seq,),
+                    [("last_seq", seq), ("last_hash", new_hash)],
                 )
         except sqlite3.OperationalError as exc:
             raise OutboxFull(f"outbox write failed: {exc}") from exc
         self._last_seq = seq
+        self._last_hash = new_hash
         self._depth += 1
         self._bytes += len(payload)
         self.changed.set()

@@ -111,6 +111,12 @@ class ResultRecord(_Model):
     evidence: list[Evidence] = Field(default_factory=list)
     started_at: datetime
     finished_at: datetime
+    prev_hash: str = Field(
+        default="", description="SHA-256 of the previous record's body (hash chain per gateway)"
+    )
+    signature: str = Field(
+        default="", description="Ed25519 signature (base64) of this record's canonical body"
+    )
     replayed: bool = Field(
         default=False,
         description="true when published after an outage (produced while offline, or resent)",
@@ -144,6 +150,9 @@ class GatewayState(_Model):
     started_at: datetime | None = None
     devices: list[DeviceInventoryItem] = Field(default_factory=list)
     outbox_alarm: bool = False
+    public_key: str | None = Field(
+        default=None, description="the gateway's Ed25519 public key (base64 raw), signs records"
+    )
     ts: datetime
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -18,10 +19,8 @@ from rich.table import Table
 from gateway.cli import probe as probe_cmd
 from gateway.cli import status as status_cmd
 from gateway.config import LaneConfig, load_config
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, GatewayError
 from gateway.logs import LogFormat, configure_logging
-from gateway.portlock import PortBusy
-from gateway.secrets import SecretError
 
 app = typer.Typer(
     name="lanegw",
@@ -123,7 +122,7 @@ def run(
     configure_logging(fmt, log_level.upper())
     try:
         asyncio.run(run_gateway(lane))
-    except (SecretError, PortBusy) as exc:
+    except GatewayError as exc:  # unusable secrets, key file, busy port: said plainly
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from None
 
@@ -150,6 +149,59 @@ def schema(
         err.print(f"[red]unknown schema {name!r}; known: {', '.join(SCHEMA_MODELS)}[/]")
         raise typer.Exit(2)
     print(render(name), end="")
+
+
+@app.command()
+def verify(
+    files: Annotated[list[Path], typer.Argument(help="JSON-lines files of records ('-' = stdin)")],
+    key: Annotated[
+        str | None,
+        typer.Option(help="gateway public key (base64), if the stream has no birth message"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable report")] = False,
+) -> None:
+    """Check records for gaps, chain breaks, bad signatures and reordering.
+
+    Example: [bold]mosquitto_sub -v -t 'lanegw/+/+/#' > capture.txt; lanegw verify capture.txt[/]
+    """
+    from gateway.verify import parse_lines
+    from gateway.verify import verify as check
+
+    lines: list[str] = []
+    for path in files:
+        try:
+            text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+        except OSError as exc:
+            err.print(f"[red]{path}: {exc.strerror}[/]")
+            raise typer.Exit(2) from None
+        lines.extend(text.splitlines())
+    records, keys = parse_lines(lines)
+    if not records:
+        err.print("[red]no records found in the input[/]")
+        raise typer.Exit(2)
+    reports = check(records, keys, key)
+    if as_json:
+        print(json.dumps([dict(vars(r), ok=r.ok) for r in reports], indent=2))
+    else:
+        for r in reports:
+            mark = "[green]✓[/]" if r.ok else "[red]✗[/]"
+            out.print(
+                f"{mark} {r.gateway_id}: {r.records} records, seq {r.first_seq}..{r.last_seq},"
+                f" {r.duplicates} duplicates dropped"
+            )
+            for label, items in (
+                ("missing seq", r.missing),
+                ("chain broken at seq", r.chain_breaks),
+                ("bad signature at seq", r.bad_signatures),
+                ("out of order at seq", r.out_of_order),
+                ("conflicting copies of", r.conflicts),
+            ):
+                if items:
+                    out.print(f"    [red]{label}: {', '.join(map(str, items))}[/]")
+            if r.unverified:
+                out.print("    [yellow]signatures not checked: no public key (use --key)[/]")
+    if not all(r.ok for r in reports):
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -228,7 +228,7 @@ class InspectionRunner:
 
         while True:
             try:
-                record = gw.outbox.add(build, offline=not gw.link.connected)
+                record = gw.outbox.add(build, offline=not gw.link.connected, seal=gw.sealer.seal)
             except OutboxFull as exc:
                 log.error("record_not_stored_retrying", item=code, error=str(exc))
                 await asyncio.sleep(1.0)

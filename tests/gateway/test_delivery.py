@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.integrity import GENESIS_HASH
 from gateway.records import GatewayState, ResultRecord
+from gateway.verify import verify
 from simulators.lane import SimDevice, SimLane
 from simulators.scenario import load_scenario
 from tests.harness import Daemon, Station, order, send_command, write_config
@@ -127,6 +129,9 @@ async def test_records_flow_from_tester_to_broker(lane: Lane, mosquitto: Mosquit
     assert not item.replayed
     progress = [p["step"] for p in lane.station.messages.get("progress", [])]
     assert "speedometer_latched" in progress
+    assert birth.public_key and item.prev_hash == GENESIS_HASH
+    (report,) = verify(lane.station.results, {birth.gateway_id: birth.public_key})
+    assert report.ok and report.records == 2  # signed and chained by the gateway
 
 
 async def test_broker_outage_loses_nothing(lane: Lane, mosquitto: Mosquitto) -> None:
@@ -162,3 +167,6 @@ async def test_sigkill_loses_no_produced_record(lane: Lane, mosquitto: Mosquitto
     assert last_seq >= 2
     await lane.station.wait_for(lambda: len(lane.station.unique_results()) >= last_seq, timeout=60)
     assert_complete_in_order(lane.station.unique_results(), last_seq)
+    keys = {m["gateway_id"]: m["public_key"] for m in lane.station.messages["state"] if m["online"]}
+    (report,) = verify([r for r in lane.station.results if r["seq"] <= last_seq], keys)
+    assert report.ok, report  # the chain survived every SIGKILL

@@ -19,7 +19,8 @@ def free_port() -> int:
 class Mosquitto:
     """mosquitto as a child process; ``stop``/``start`` simulate a broker outage."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, listener: str | None = None) -> None:
+        """``listener`` replaces the default anonymous plain listener (TLS, auth, ACLs)."""
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
             raise RuntimeError("mosquitto is not installed: run scripts/test, which installs it")
@@ -30,7 +31,7 @@ class Mosquitto:
         # persistence file here: the test station's session would not survive a restart
         run_as = "user root\n" if os.geteuid() == 0 else ""
         self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{run_as}"
+            (listener or f"listener {self.port} 127.0.0.1\nallow_anonymous true\n") + f"{run_as}"
             f"persistence true\npersistence_location {workdir}/\nautosave_interval 0\n"
             "max_queued_messages 100000\nlog_dest stderr\nlog_type error\n"
         )

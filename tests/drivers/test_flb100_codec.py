@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from drivers.checksums import neg_sum8
 from drivers.errors import ChecksumError, FrameError, LocalProtocolError
-from drivers.framing import NEED_DATA, FrameDecoder, decode_all
+from drivers.framing import NEED_DATA, decode_all
 from drivers.protocols.flb100 import (
     COMMANDS,
     MAX_LEN,
@@ -33,6 +31,7 @@ from drivers.protocols.flb100 import (
     encode_request,
     encode_response,
 )
+from tests.drivers.codec_helpers import feed_in_chunks
 
 NONE_YET = bytes.fromhex("06 07 04 00 00 00 EF")
 RUNNING = bytes.fromhex("06 05 04 0F E2")
@@ -204,23 +203,6 @@ def any_response(draw: st.DrawFn) -> Response:
     if kind == 5:
         return StatusReply(StatusFlags(draw(u16)), draw(st.integers(0, 255)))
     return SteadyResult(draw(k_value), draw(u16) / 10, draw(u16), draw(u16))
-
-
-def feed_in_chunks(decoder: FrameDecoder[object], data: bytes, cuts: list[int]) -> list[object]:
-    """Feed ``data`` split at ``cuts``; only frame errors may be raised."""
-    messages: list[object] = []
-    points = sorted({0, len(data), *(c % (len(data) + 1) for c in cuts)})
-    for start, end in itertools.pairwise(points):
-        decoder.feed(data[start:end])
-        while True:
-            try:
-                message = decoder.next_message()
-            except FrameError:
-                continue
-            if message is NEED_DATA:
-                break
-            messages.append(message)
-    return messages
 
 
 def has_false_frame(stream: bytes, before: int, first: int = 0) -> bool:

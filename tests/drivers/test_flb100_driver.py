@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from drivers.bus import NullObserver, StreamBus, Transaction
+from drivers.bus import StreamBus, Transaction
 from drivers.devices.base import DriverContext
 from drivers.devices.flb100_opacimeter import (
     Flb100Opacimeter,
@@ -23,7 +23,6 @@ from drivers.devices.flb100_opacimeter import (
 from drivers.errors import (
     ChecksumError,
     DeviceRefused,
-    FrameError,
     ResponseTimeout,
     TransportError,
 )
@@ -31,10 +30,10 @@ from drivers.protocols.flb100 import Nak, ResponseDecoder, StatusFlags, encode_r
 from drivers.registry import get_spec
 from simulators.base import LanePosition, SimContext
 from simulators.devices.flb100 import ACCEL_S, Flb100Sim, opacity_pct
-from simulators.endpoint import PtyEndpoint, TcpEndpoint
 from simulators.faults import Fault, FaultPlan
 from simulators.registry import sim_specs
 from simulators.scenario import Scenario
+from tests.drivers.stream_rig import ManualClock, Recorder, stream_bus
 
 FAST = 0.05  # time_scale: one free acceleration lasts 0.1 s
 AXLES = [
@@ -63,34 +62,10 @@ IDLE_K = round(0.1 * sum(PEAKS) / len(PEAKS), 2)
 IDLE = OpacityReading(IDLE_K, round(opacity_pct(IDLE_K), 1), 60, 80, 750)
 
 
-class FakeClock:
+class FakeClock(ManualClock):
     """A clock the test moves by hand."""
 
-    def __init__(self) -> None:
-        self.now = 500.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class Recorder(NullObserver):
-    """Bus observer that remembers skipped frames and port openings."""
-
-    def __init__(self) -> None:
-        self.bad_frames: list[FrameError] = []
-        self.opened = asyncio.Event()
-
-    def bad_frame(self, device: str, error: FrameError) -> None:
-        self.bad_frames.append(error)
-
-    def port_state(self, is_open: bool, reason: str) -> None:
-        if is_open:
-            self.opened.set()
-        else:
-            self.opened.clear()
+    start = 500.0
 
 
 @dataclass
@@ -115,24 +90,9 @@ async def rig(
     faults = FaultPlan(seed=5)
     ctx = SimContext(scenario, faults, LanePosition(), options=sim_options or {})
     sim = Flb100Sim(ctx, clock) if clock is not None else Flb100Sim(ctx)
-    endpoint: TcpEndpoint | PtyEndpoint
-    if pty_link is not None:
-        endpoint = PtyEndpoint(sim.handle, faults, symlink=pty_link, nak=sim.nak)
-    else:
-        endpoint = TcpEndpoint(sim.handle, faults, nak=sim.nak)
-    observer = Recorder()
-    async with asyncio.TaskGroup() as group:
-        server = group.create_task(endpoint.serve())
-        await endpoint.ready.wait()
-        bus = StreamBus(
-            "opa-bus", endpoint.url, response_timeout=0.3, reopen_min=0.05, observer=observer
-        )
-        owner = group.create_task(bus.run())
-        try:
-            yield Rig(Flb100Opacimeter("opa", bus), sim, faults, observer, bus)
-        finally:
-            owner.cancel()
-            server.cancel()
+    served = stream_bus(sim, faults, "opa-bus", response_timeout=0.3, pty_link=pty_link)
+    async with served as (bus, observer, _):
+        yield Rig(Flb100Opacimeter("opa", bus), sim, faults, observer, bus)
 
 
 async def test_registered_with_its_simulator() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from drivers.bus import NullObserver, StreamBus
+from drivers.bus import StreamBus
 from drivers.devices.base import DriverContext
 from drivers.devices.jxgt2_brake import (
     BrakeSample,
@@ -32,10 +32,10 @@ from drivers.errors import (
 from drivers.registry import get_spec
 from simulators.base import LanePosition, SimContext
 from simulators.devices.jxgt2 import ZERO_OFFSET_DAN, Jxgt2Sim, stream_frame_count
-from simulators.endpoint import PtyEndpoint, TcpEndpoint
 from simulators.faults import Fault, FaultPlan
 from simulators.registry import sim_specs
 from simulators.scenario import Scenario
+from tests.drivers.stream_rig import Recorder, stream_bus
 
 FAST = 0.04  # time_scale of the ordinary tests: a whole brake test takes ~0.17 s
 
@@ -63,23 +63,6 @@ FAST_T = make_scenario().timing
 FRONT = make_scenario().vehicle.axles[0]
 
 
-class Recorder(NullObserver):
-    """Bus observer that remembers skipped frames and port openings."""
-
-    def __init__(self) -> None:
-        self.bad_frames: list[FrameError] = []
-        self.opened = asyncio.Event()
-
-    def bad_frame(self, device: str, error: FrameError) -> None:
-        self.bad_frames.append(error)
-
-    def port_state(self, is_open: bool, reason: str) -> None:
-        if is_open:
-            self.opened.set()
-        else:
-            self.opened.clear()
-
-
 @dataclass
 class Rig:
     driver: Jxgt2BrakeTester
@@ -103,25 +86,10 @@ async def rig(
     faults = FaultPlan(seed=3)
     position = LanePosition(axle_count=len(scenario.vehicle.axles))
     sim = Jxgt2Sim(SimContext(scenario, faults, position, options=sim_options or {}))
-    endpoint: TcpEndpoint | PtyEndpoint
-    if pty_link is not None:
-        endpoint = PtyEndpoint(sim.handle, faults, symlink=pty_link, nak=sim.nak)
-    else:
-        endpoint = TcpEndpoint(sim.handle, faults, nak=sim.nak)
-    observer = Recorder()
-    async with asyncio.TaskGroup() as group:
-        server = group.create_task(endpoint.serve())
-        await endpoint.ready.wait()
-        bus = StreamBus(
-            "brake-bus", endpoint.url, response_timeout=0.2, reopen_min=0.05, observer=observer
-        )
-        owner = group.create_task(bus.run())
+    served = stream_bus(sim, faults, "brake-bus", response_timeout=0.2, pty_link=pty_link)
+    async with served as (bus, observer, _):
         driver = Jxgt2BrakeTester("brake", bus, Jxgt2Options(**options))
-        try:
-            yield Rig(driver, sim, faults, position, observer)
-        finally:
-            owner.cancel()
-            server.cancel()
+        yield Rig(driver, sim, faults, position, observer)
 
 
 def assert_stream_intact(rig: Rig, samples: tuple[BrakeSample, ...], scale: float = 1.0) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from drivers.bus import NullObserver, StreamBus
+from drivers.bus import StreamBus
 from drivers.devices.base import DriverContext, NoOptions
 from drivers.devices.mqd6a_headlamp import (
     OFFSET_TO_MM_AT_10M,
@@ -25,17 +25,16 @@ from drivers.errors import (
     DeviceFault,
     DeviceRefused,
     DriverError,
-    FrameError,
     ResponseTimeout,
 )
 from drivers.protocols.mqd6a import EventKind, Slot
 from drivers.registry import get_spec
 from simulators.base import LanePosition, SimContext
 from simulators.devices.mqd6a import Mqd6aSim
-from simulators.endpoint import PtyEndpoint, TcpEndpoint
 from simulators.faults import Fault, FaultPlan
 from simulators.registry import sim_specs
 from simulators.scenario import Scenario
+from tests.drivers.stream_rig import Recorder, stream_bus
 
 FAST = 0.015  # time_scale: a side of two beams takes ~0.08 s, homing 0.03 s
 LEFT = {"high_intensity_cd": 21500, "high_horizontal_offset": 1.5, "high_vertical_offset": -2.0,
@@ -58,23 +57,6 @@ TWO_LAMPS = {"system": 2, "left_outer": LEFT, "right_outer": RIGHT}
 FOUR_LAMPS = TWO_LAMPS | {"system": 4, "left_inner": INNER, "right_inner": INNER}
 
 
-class Recorder(NullObserver):
-    """Bus observer that remembers skipped frames and port openings."""
-
-    def __init__(self) -> None:
-        self.bad_frames: list[FrameError] = []
-        self.opened = asyncio.Event()
-
-    def bad_frame(self, device: str, error: FrameError) -> None:
-        self.bad_frames.append(error)
-
-    def port_state(self, is_open: bool, reason: str) -> None:
-        if is_open:
-            self.opened.set()
-        else:
-            self.opened.clear()
-
-
 @dataclass
 class Rig:
     driver: Mqd6aHeadlampTester
@@ -91,26 +73,11 @@ async def rig(
     """Simulator on an endpoint, a bus and the driver, all inside one TaskGroup."""
     faults = FaultPlan(seed=4)
     sim = Mqd6aSim(SimContext(make_scenario(lamps), faults, LanePosition()))
-    endpoint: TcpEndpoint | PtyEndpoint
-    if pty_link is not None:
-        endpoint = PtyEndpoint(sim.handle, faults, symlink=pty_link, nak=sim.nak)
-    else:
-        endpoint = TcpEndpoint(sim.handle, faults, nak=sim.nak)
-    observer = Recorder()
-    async with asyncio.TaskGroup() as group:
-        server = group.create_task(endpoint.serve())
-        await endpoint.ready.wait()
-        bus = StreamBus(
-            "lamp-bus", endpoint.url, response_timeout=0.15, reopen_min=0.05, observer=observer
-        )
-        owner = group.create_task(bus.run())
+    served = stream_bus(sim, faults, "lamp-bus", response_timeout=0.15, pty_link=pty_link)
+    async with served as (bus, observer, _):
         options = {"command_gap_s": 0.0, "beam_timeout_s": 0.2, "home_timeout_s": 0.2} | options
         driver = Mqd6aHeadlampTester("headlamp", bus, Mqd6aOptions(**options))
-        try:
-            yield Rig(driver, sim, faults, observer, bus)
-        finally:
-            owner.cancel()
-            server.cancel()
+        yield Rig(driver, sim, faults, observer, bus)
 
 
 async def test_registered_in_both_registries() -> None:

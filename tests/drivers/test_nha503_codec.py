@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from drivers.checksums import sum8
 from drivers.errors import ChecksumError, FrameError, LocalProtocolError
-from drivers.framing import NEED_DATA, FrameDecoder, decode_all
+from drivers.framing import NEED_DATA, decode_all
 from drivers.protocols.nha503 import (
     COMMANDS,
     Ack,
@@ -40,6 +38,7 @@ from drivers.protocols.nha503 import (
     encode_reply,
     encode_value_block,
 )
+from tests.drivers.codec_helpers import feed_in_chunks
 
 # protocols.md §1.1 worked example
 EXAMPLE = bytes.fromhex("06 00 7B 00 2D 05 8C 00 23 00 D2 03 34 03 52 00 00 00 00 65 25")
@@ -294,23 +293,6 @@ def main_data(draw: st.DrawFn) -> MainData:
 
 
 old_format = main_data().filter(lambda d: d.ext_status is None)
-
-
-def feed_in_chunks(decoder: FrameDecoder[object], data: bytes, cuts: list[int]) -> list[object]:
-    """Feed ``data`` split at ``cuts``; return messages, checking errors are frame errors."""
-    messages: list[object] = []
-    points = sorted({0, len(data), *(c % (len(data) + 1) for c in cuts)})
-    for start, end in itertools.pairwise(points):
-        decoder.feed(data[start:end])
-        while True:
-            try:
-                message = decoder.next_message()
-            except FrameError:
-                continue
-            if message is NEED_DATA:
-                break
-            messages.append(message)
-    return messages
 
 
 def has_false_window(data: bytes, before: int, size: int) -> bool:

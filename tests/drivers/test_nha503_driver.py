@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from drivers.bus import NullObserver, StreamBus, Transaction
+from drivers.bus import StreamBus, Transaction
 from drivers.devices.base import DriverContext
 from drivers.devices.nha503_analyser import (
     AmbientReading,
@@ -29,7 +29,6 @@ from drivers.errors import (
     DeviceBusy,
     DeviceFault,
     DeviceRefused,
-    FrameError,
     LocalProtocolError,
     ResponseTimeout,
     TransportError,
@@ -46,10 +45,10 @@ from drivers.protocols.nha503 import (
 from drivers.registry import get_spec
 from simulators.base import LanePosition, SimContext
 from simulators.devices.nha503 import RISE_TAU_S, EngineRegime, Nha503Sim, brettschneider, exhaust
-from simulators.endpoint import PtyEndpoint, TcpEndpoint
 from simulators.faults import Fault, FaultPlan
 from simulators.registry import sim_specs
 from simulators.scenario import Scenario
+from tests.drivers.stream_rig import ManualClock, Recorder, stream_bus
 
 FAST = 0.02  # time_scale: a zero takes 0.1 s, a span calibration 0.2 s
 AXLES = [
@@ -79,34 +78,10 @@ assert PETROL is not None
 AIR_READING = GasReading(0, 0.0, 0.04, 20.9, 0, 800, 85.0, 9.99, 0, False, False)
 
 
-class FakeClock:
+class FakeClock(ManualClock):
     """A clock the test moves by hand."""
 
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class Recorder(NullObserver):
-    """Bus observer that remembers skipped frames and port openings."""
-
-    def __init__(self) -> None:
-        self.bad_frames: list[FrameError] = []
-        self.opened = asyncio.Event()
-
-    def bad_frame(self, device: str, error: FrameError) -> None:
-        self.bad_frames.append(error)
-
-    def port_state(self, is_open: bool, reason: str) -> None:
-        if is_open:
-            self.opened.set()
-        else:
-            self.opened.clear()
+    start = 1000.0
 
 
 @dataclass
@@ -132,25 +107,10 @@ async def rig(
     faults = FaultPlan(seed=3)
     ctx = SimContext(scenario, faults, LanePosition(), options=sim_options or {})
     sim = Nha503Sim(ctx, clock) if clock is not None else Nha503Sim(ctx)
-    endpoint: TcpEndpoint | PtyEndpoint
-    if pty_link is not None:
-        endpoint = PtyEndpoint(sim.handle, faults, symlink=pty_link, nak=sim.nak)
-    else:
-        endpoint = TcpEndpoint(sim.handle, faults, nak=sim.nak)
-    observer = Recorder()
-    async with asyncio.TaskGroup() as group:
-        server = group.create_task(endpoint.serve())
-        await endpoint.ready.wait()
-        bus = StreamBus(
-            "gas-bus", endpoint.url, response_timeout=0.3, reopen_min=0.05, observer=observer
-        )
-        owner = group.create_task(bus.run())
+    served = stream_bus(sim, faults, "gas-bus", response_timeout=0.3, pty_link=pty_link)
+    async with served as (bus, observer, _):
         driver_options = Nha503Options(**{"action_poll_s": 0.02, **options})
-        try:
-            yield Rig(Nha503Analyser("gas", bus, driver_options), sim, faults, observer, bus)
-        finally:
-            owner.cancel()
-            server.cancel()
+        yield Rig(Nha503Analyser("gas", bus, driver_options), sim, faults, observer, bus)
 
 
 async def test_registered_with_its_simulator() -> None:

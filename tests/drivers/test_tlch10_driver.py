@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from drivers.bus import NullObserver, StreamBus
+from drivers.bus import StreamBus
 from drivers.devices.base import DriverContext, NoOptions
 from drivers.devices.jxgt2_brake import Jxgt2BrakeTester
 from drivers.devices.tlch10_speed import SpeedReading, Tlch10Options, Tlch10SpeedTester
@@ -20,16 +20,15 @@ from drivers.errors import (
     ConnectionLost,
     DeviceRefused,
     DriverError,
-    FrameError,
     ResponseTimeout,
 )
 from drivers.registry import get_spec
 from simulators.base import LanePosition, SimContext
 from simulators.devices.tlch10 import Tlch10Sim
-from simulators.endpoint import PtyEndpoint, TcpEndpoint
 from simulators.faults import Fault, FaultPlan
 from simulators.registry import sim_specs
 from simulators.scenario import Scenario
+from tests.drivers.stream_rig import Recorder, stream_bus
 
 ACTUAL_AT_40 = 37.6  # roller speed when this vehicle's dashboard shows 40 km/h
 
@@ -54,23 +53,6 @@ def make_scenario(time_scale: float = 0.03) -> Scenario:
     )
 
 
-class Recorder(NullObserver):
-    """Bus observer that remembers skipped frames and port openings."""
-
-    def __init__(self) -> None:
-        self.bad_frames: list[FrameError] = []
-        self.opened = asyncio.Event()
-
-    def bad_frame(self, device: str, error: FrameError) -> None:
-        self.bad_frames.append(error)
-
-    def port_state(self, is_open: bool, reason: str) -> None:
-        if is_open:
-            self.opened.set()
-        else:
-            self.opened.clear()
-
-
 @dataclass
 class Rig:
     driver: Tlch10SpeedTester
@@ -87,26 +69,11 @@ async def rig(
     """Simulator on an endpoint, a bus and the driver, all inside one TaskGroup."""
     faults = FaultPlan(seed=4)
     sim = Tlch10Sim(SimContext(make_scenario(time_scale), faults, LanePosition()))
-    endpoint: TcpEndpoint | PtyEndpoint
-    if pty_link is not None:
-        endpoint = PtyEndpoint(sim.handle, faults, symlink=pty_link, nak=sim.nak)
-    else:
-        endpoint = TcpEndpoint(sim.handle, faults, nak=sim.nak)
-    observer = Recorder()
-    async with asyncio.TaskGroup() as group:
-        server = group.create_task(endpoint.serve())
-        await endpoint.ready.wait()
-        bus = StreamBus(
-            "speed-bus", endpoint.url, response_timeout=0.2, reopen_min=0.05, observer=observer
-        )
-        owner = group.create_task(bus.run())
+    served = stream_bus(sim, faults, "speed-bus", response_timeout=0.2, pty_link=pty_link)
+    async with served as (bus, observer, _):
         options.setdefault("poll_interval_s", 0.02)
         driver = Tlch10SpeedTester("speed", bus, Tlch10Options(**options))
-        try:
-            yield Rig(driver, sim, faults, observer, bus)
-        finally:
-            owner.cancel()
-            server.cancel()
+        yield Rig(driver, sim, faults, observer, bus)
 
 
 async def test_registered_in_both_registries() -> None:

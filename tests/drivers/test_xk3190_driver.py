@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from drivers.bus import NullObserver, StreamBus
+from drivers.bus import StreamBus
 from drivers.devices.base import DriverContext
 from drivers.devices.xk3190_weigher import (
     StabilityWindow,
@@ -31,10 +31,10 @@ from drivers.protocols.xk3190 import Command
 from drivers.registry import get_spec
 from simulators.base import LanePosition, SimContext
 from simulators.devices.xk3190 import Xk3190Sim
-from simulators.endpoint import PtyEndpoint, TcpEndpoint
 from simulators.faults import Fault, FaultPlan
 from simulators.registry import sim_specs
 from simulators.scenario import Scenario
+from tests.drivers.stream_rig import Recorder, stream_bus
 
 FAST = 0.03  # time_scale: a frame every 3 ms, an axle settles ~0.1 s after driving on
 FRONT = (480.0, 470.0)  # left, right wheel loads of the front axle, kg
@@ -59,23 +59,6 @@ def make_scenario() -> Scenario:
     )
 
 
-class Recorder(NullObserver):
-    """Bus observer that remembers skipped frames and port openings."""
-
-    def __init__(self) -> None:
-        self.bad_frames: list[FrameError] = []
-        self.opened = asyncio.Event()
-
-    def bad_frame(self, device: str, error: FrameError) -> None:
-        self.bad_frames.append(error)
-
-    def port_state(self, is_open: bool, reason: str) -> None:
-        if is_open:
-            self.opened.set()
-        else:
-            self.opened.clear()
-
-
 @dataclass
 class Rig:
     driver: Xk3190Weigher
@@ -96,25 +79,10 @@ async def rig(
     sim_opts = {"mode": options.get("mode", "continuous"), "side": options.get("side", "axle")}
     context = SimContext(make_scenario(), faults, position, options=sim_opts | (sim_options or {}))
     sim = Xk3190Sim(context)
-    endpoint: TcpEndpoint | PtyEndpoint
-    if pty_link is not None:
-        endpoint = PtyEndpoint(sim.handle, faults, symlink=pty_link, nak=sim.nak)
-    else:
-        endpoint = TcpEndpoint(sim.handle, faults, nak=sim.nak)
-    observer = Recorder()
-    async with asyncio.TaskGroup() as group:
-        server = group.create_task(endpoint.serve())
-        await endpoint.ready.wait()
-        bus = StreamBus(
-            "weigh-bus", endpoint.url, response_timeout=0.15, reopen_min=0.05, observer=observer
-        )
-        owner = group.create_task(bus.run())
+    served = stream_bus(sim, faults, "weigh-bus", response_timeout=0.15, pty_link=pty_link)
+    async with served as (bus, observer, _):
         driver = Xk3190Weigher("weigher", bus, Xk3190Options(**options))
-        try:
-            yield Rig(driver, sim, faults, observer, position, bus)
-        finally:
-            owner.cancel()
-            server.cancel()
+        yield Rig(driver, sim, faults, observer, position, bus)
 
 
 def near(load_kg: float) -> Any:

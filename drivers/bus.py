@@ -56,6 +56,9 @@ class BusObserver(Protocol):
     def port_state(self, is_open: bool, reason: str) -> None:
         """The port was opened or lost."""
 
+    def frame(self, device: str, outgoing: bool, data: bytes) -> None:
+        """Raw bytes written for, or received for, ``device`` (evidence capture)."""
+
 
 class NullObserver:
     """Observer that ignores everything (tools, tests)."""
@@ -70,6 +73,9 @@ class NullObserver:
         """Ignore."""
 
     def port_state(self, is_open: bool, reason: str) -> None:
+        """Ignore."""
+
+    def frame(self, device: str, outgoing: bool, data: bytes) -> None:
         """Ignore."""
 
 
@@ -256,6 +262,7 @@ class StreamBus(BusOwner[ByteLink]):
             link.purge()
         if tx.request:
             link.write(tx.request)
+            self.observer.frame(device, True, tx.request)
         if not tx.expect_reply:
             return []
         silence = tx.silence_timeout or self.response_timeout
@@ -289,6 +296,7 @@ class StreamBus(BusOwner[ByteLink]):
                 if last_error is not None:
                     raise last_error from None
                 raise ResponseTimeout(f"{device}: no valid reply within {silence} s") from None
+            self.observer.frame(device, False, data)
             tx.decoder.feed(data)
 
     def _report(

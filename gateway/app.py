@@ -28,6 +28,7 @@ from gateway.commands import CommandRouter
 from gateway.config import BusConfig, LaneConfig
 from gateway.control import ControlServer, Monitors
 from gateway.evidence import EvidenceStore
+from gateway.frames import FrameRecorder
 from gateway.inspection.runner import InspectionRunner
 from gateway.integrity import Sealer, load_or_create_key
 from gateway.metrics import BusMetrics, Metrics, serve_metrics
@@ -54,9 +55,9 @@ def config_hash(config: LaneConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def build_bus(bus: BusConfig, metrics: Metrics) -> BusOwner[Any]:
+def build_bus(bus: BusConfig, metrics: Metrics, frames: FrameRecorder) -> BusOwner[Any]:
     """The owner of one configured bus."""
-    observer = BusMetrics(metrics, bus.id, _log_port)
+    observer = BusMetrics(metrics, bus.id, _log_port, frames.frame)
     if bus.kind == "serial":
         return StreamBus(
             bus.id,
@@ -101,7 +102,8 @@ class Gateway:
         )
         self.evidence = EvidenceStore(cfg.state_dir / "evidence")
         self.sealer = Sealer(load_or_create_key(cfg.state_dir / "gateway.key"))
-        self.buses = {b.id: build_bus(b, self.metrics) for b in cfg.buses}
+        self.frames = FrameRecorder()
+        self.buses = {b.id: build_bus(b, self.metrics, self.frames) for b in cfg.buses}
         self.supervisors: dict[str, DeviceSupervisor] = {}
         for dev in cfg.devices:
             spec = get_spec(dev.protocol)

@@ -56,6 +56,12 @@ class MqttConfig(_Model):
         default="puback",
         description="when a record may leave the outbox: on PUBACK, or on the server's ack",
     )
+    ack_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="server_ack: records still unacknowledged this long after they were sent "
+        "are sent again, oldest first",
+    )
     inflight: int = Field(default=32, ge=1, le=1000, description="records in flight at once")
     telemetry_max_hz: float = Field(default=5.0, gt=0, le=100)
     progress_expiry_s: int = Field(default=60, ge=1)

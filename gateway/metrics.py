@@ -16,6 +16,13 @@ from drivers.errors import DriverError, FrameError, ResponseTimeout
 
 #: called on every port state change: (bus, is_open, reason)
 PortCallback = Callable[[str, bool, str], None]
+#: called with every raw chunk: (device, outgoing, data)
+FrameCallback = Callable[[str, bool, bytes], None]
+
+
+def _ignore_frame(device: str, outgoing: bool, data: bytes) -> None:
+    """Default frame callback: keep nothing."""
+
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -91,10 +98,17 @@ class Metrics:
 class BusMetrics:
     """A ``BusObserver`` that feeds ``Metrics`` (one per bus)."""
 
-    def __init__(self, metrics: Metrics, bus: str, on_port: PortCallback | None = None) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        bus: str,
+        on_port: PortCallback | None = None,
+        on_frame: FrameCallback | None = None,
+    ) -> None:
         self._m = metrics
         self._bus = bus
         self._on_port = on_port
+        self.frame: FrameCallback = on_frame or _ignore_frame
 
     def request_done(self, device: str, seconds: float, error: DriverError | None) -> None:
         """Count the request, its time and its failure kind."""

@@ -168,12 +168,19 @@ class InspectionRunner:
             state,
             self._gw.config.procedure_time_scale,
         )
-        async with asyncio.TaskGroup() as group:
-            self._item_task = task = group.create_task(self._item_body(ctx))
+        with self._gw.frames.capture(self._gw.supervisors) as frames:
+            async with asyncio.TaskGroup() as group:
+                self._item_task = task = group.create_task(self._item_body(ctx))
         self._item_task = None
         if task.cancelled():
-            return ItemOutcome(Verdict.ABORTED, devices=ctx.used, reason="aborted by command")
-        return task.result()
+            outcome = ItemOutcome(Verdict.ABORTED, devices=ctx.used, reason="aborted by command")
+        else:
+            outcome = task.result()
+        document = frames.document(ctx.used)
+        count = len(document["frames"])  # type: ignore[arg-type]
+        if count:  # the raw bytes behind the item, hashed into its record
+            outcome.evidence.append(self._gw.evidence.put("raw_frames", document, samples=count))
+        return outcome
 
     async def _item_body(self, ctx: ItemContext) -> ItemOutcome:
         self._progress(ctx.order, ctx.item_code, "item_started", f"{ctx.item_code}: started")

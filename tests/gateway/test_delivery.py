@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.evidence import EvidenceStore
 from gateway.integrity import GENESIS_HASH
 from gateway.records import GatewayState, ResultRecord
 from gateway.verify import verify
@@ -130,6 +131,11 @@ async def test_records_flow_from_tester_to_broker(lane: Lane, mosquitto: Mosquit
     progress = [p["step"] for p in lane.station.messages.get("progress", [])]
     assert "speedometer_latched" in progress
     assert birth.public_key and item.prev_hash == GENESIS_HASH
+    (raw,) = [e for e in item.evidence if e.kind == "raw_frames"]
+    frames = EvidenceStore(lane.outbox.parent / "evidence").get(raw.sha256)["frames"]
+    assert raw.samples == len(frames) > 4  # the item's requests and the tester's replies
+    assert {"tx", "rx"} == {direction for _, _, direction, _ in frames}
+    assert any(data.startswith("41") for _, _, direction, data in frames if direction == "tx")
     (report,) = verify(lane.station.results, {birth.gateway_id: birth.public_key})
     assert report.ok and report.records == 2  # signed and chained by the gateway
 

@@ -31,10 +31,12 @@ from gateway.evidence import EvidenceStore
 from gateway.frames import FrameRecorder
 from gateway.inspection.runner import InspectionRunner
 from gateway.integrity import Sealer, load_or_create_key
+from gateway.maintenance.lockouts import CheckLog, lockout_reasons
 from gateway.metrics import BusMetrics, Metrics, serve_metrics
 from gateway.mqtt import MqttLink
 from gateway.outbox import Outbox
 from gateway.portlock import PortBusy, PortLock
+from gateway.producer import RecordProducer
 from gateway.records import (
     DeviceInventoryItem,
     DeviceStatus,
@@ -127,6 +129,8 @@ class Gateway:
             self.commands.handle,
             read_mqtt_password(cfg.mqtt),
         )
+        self.producer = RecordProducer(self)
+        self.checks = CheckLog(cfg.state_dir / "maintenance" / "checks.jsonl")
         self.runner = InspectionRunner(self)
         self.monitors = Monitors()
         self.control = ControlServer(self)
@@ -183,6 +187,10 @@ class Gateway:
             )
             for d in self.config.devices
         ]
+
+    def lockouts(self) -> dict[str, list[str]]:
+        """Locked devices and why (recomputed on each call: locks clear with their cause)."""
+        return lockout_reasons(self.config, self.checks)
 
     def _publish_status(self, status: DeviceStatus) -> None:
         topic = self.link.topics.device_status(status.device)

@@ -40,6 +40,8 @@ class CommandRouter:
             "status": self._status,
             "inspect": self._inspect,
             "abort": self._abort,
+            "check": self._check,
+            "lockouts": self._lockouts,
         }
 
     @property
@@ -116,6 +118,14 @@ class CommandRouter:
 
     async def _inspect(self, args: dict[str, Any]) -> dict[str, Any]:
         return self._gateway.runner.submit_json(args)
+
+    async def _check(self, args: dict[str, Any]) -> dict[str, Any]:
+        from gateway.maintenance.service import run_check
+
+        return await run_check(self._gateway, args)
+
+    async def _lockouts(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"locked": self._gateway.lockouts()}
 
     async def _abort(self, args: dict[str, Any]) -> dict[str, Any]:
         inspection_id = args.get("inspection_id")

@@ -166,6 +166,32 @@ class DeviceConfig(_Model):
         return self
 
 
+class LockoutPolicy(_Model):
+    """When devices are locked (refused for inspections) until the cause is cleared."""
+
+    certificate_expiry: bool = Field(
+        default=True, description="lock a device whose identity.certificate has expired"
+    )
+    daily_checks: dict[DeviceClass, list[str]] = Field(
+        default_factory=dict,
+        description="checks each device of a class must pass every day, e.g. "
+        "{gas_analyser: [leak, zero], opacimeter: [zero]}",
+    )
+    check_validity_h: float = Field(default=24.0, gt=0, description="how long a check lasts")
+
+    @model_validator(mode="after")
+    def _known_checks(self) -> LockoutPolicy:
+        from gateway.maintenance.checks import check_spec
+
+        for device_class, kinds in self.daily_checks.items():
+            for kind in kinds:
+                try:
+                    check_spec(device_class, kind)
+                except KeyError as exc:
+                    raise ValueError(str(exc).strip('"')) from None
+        return self
+
+
 class LaneConfig(_Model):
     """A whole lane config file."""
 
@@ -177,6 +203,7 @@ class LaneConfig(_Model):
     metrics: MetricsConfig = MetricsConfig()
     buses: list[BusConfig] = Field(min_length=1)
     devices: list[DeviceConfig] = Field(min_length=1)
+    lockouts: LockoutPolicy = LockoutPolicy()
     procedure_time_scale: float = Field(
         default=1.0,
         gt=0,

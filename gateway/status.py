@@ -62,6 +62,7 @@ class GatewayStatus(_Model):
     devices: list[DeviceState]
     inspection: str | None
     queued_orders: int
+    lockouts: dict[str, list[str]] = {}
 
 
 def gateway_status(gateway: Gateway) -> GatewayStatus:
@@ -103,4 +104,5 @@ def gateway_status(gateway: Gateway) -> GatewayStatus:
         devices=devices,
         inspection=gateway.runner.current_inspection,
         queued_orders=gateway.runner.queued,
+        lockouts=gateway.lockouts(),
     )

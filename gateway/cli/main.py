@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from gateway.cli import maintenance as maintenance_cmd
 from gateway.cli import probe as probe_cmd
 from gateway.cli import status as status_cmd
 from gateway.config import LaneConfig, load_config
@@ -34,6 +35,8 @@ app.add_typer(config_app, name="config")
 app.command()(status_cmd.status)
 app.command()(status_cmd.monitor)
 app.command()(probe_cmd.probe)
+app.command()(maintenance_cmd.check)
+app.command()(maintenance_cmd.lockouts)
 
 out = Console()
 err = Console(stderr=True)

@@ -81,6 +81,7 @@ class ItemContext:
     evidence: EvidenceStore
     state: InspectionState
     time_scale: float = 1.0
+    lockouts: dict[str, list[str]] = field(default_factory=dict)
     used: list[str] = field(default_factory=list)
 
     def seconds(self, standard_s: float) -> float:
@@ -95,6 +96,12 @@ class ItemContext:
         """The lane's device of a class, or ``ItemAborted`` when there is none usable."""
         for supervisor in self.supervisors.values():
             if supervisor.device.device_class is device_class:
+                reasons = self.lockouts.get(supervisor.device_id)
+                if reasons:
+                    why = "; ".join(reasons)
+                    raise ItemAborted(
+                        f"{device_class.value} {supervisor.device_id} is locked: {why}"
+                    )
                 if supervisor.availability.value == "offline":
                     raise ItemAborted(
                         f"{device_class.value} {supervisor.device_id} is offline"

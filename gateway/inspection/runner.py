@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import structlog
-import uuid6
 
 from drivers.errors import DriverError
 from gateway.errors import InspectionRefused, OutboxFull
@@ -28,7 +27,8 @@ from gateway.inspection.items import (
 )
 from gateway.inspection.order import InspectionOrder
 from gateway.inspection.procedures import PROCEDURES
-from gateway.records import DeviceRef, Measurement, Progress, ResultRecord, Scalar, Verdict, utc_now
+from gateway.producer import RecordDraft
+from gateway.records import Measurement, Progress, RecordKind, Scalar, Verdict, utc_now
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -89,6 +89,16 @@ class InspectionRunner:
         missing = [c.value for c in procedure.needs if c not in have]
         if missing:
             raise InspectionRefused(f"item {code} needs a {', '.join(missing)}; this lane has none")
+        locked = self._gw.lockouts()
+        for device_class in procedure.needs:
+            devices = [
+                s.device_id
+                for s in self._gw.supervisors.values()
+                if s.device.device_class is device_class
+            ]
+            if all(d in locked for d in devices):
+                why = "; ".join(f"{d}: {', '.join(locked[d])}" for d in devices)
+                raise InspectionRefused(f"item {code} needs a {device_class.value}, locked ({why})")
 
     def abort(self, inspection_id: str) -> dict[str, Any]:
         """Abort a running inspection or drop a queued one."""
@@ -167,6 +177,7 @@ class InspectionRunner:
             self._gw.evidence,
             state,
             self._gw.config.procedure_time_scale,
+            self._gw.lockouts(),
         )
         with self._gw.frames.capture(self._gw.supervisors) as frames:
             async with asyncio.TaskGroup() as group:
@@ -205,25 +216,15 @@ class InspectionRunner:
         outcome: ItemOutcome,
         started: datetime,
         finished: datetime,
-        kind: str = "item",
+        kind: RecordKind = "item",
     ) -> None:
-        """Commit the record to the outbox; if the disk refuses, keep it and retry."""
-        gw = self._gw
-
-        def build(seq: int) -> ResultRecord:
-            return ResultRecord(
-                record_id=str(uuid6.uuid7()),
-                seq=seq,
-                session_id=gw.session_id,
-                gateway_id=gw.gateway_id,
-                station=gw.config.station,
-                lane=gw.config.lane,
-                kind=kind,  # type: ignore[arg-type]
-                inspection_id=order.inspection_id,
-                attempt=order.attempt,
+        """Commit the item's record (durable before this returns)."""
+        await self._gw.producer.produce(
+            RecordDraft(
                 item_code=code,
+                kind=kind,
                 item_name=outcome.name,
-                devices=self._device_refs(outcome.devices),
+                devices=outcome.devices,
                 measurements=outcome.measurements,
                 verdict=outcome.verdict,
                 reason=outcome.reason,
@@ -231,44 +232,10 @@ class InspectionRunner:
                 evidence=outcome.evidence,
                 started_at=started,
                 finished_at=finished,
+                inspection_id=order.inspection_id,
+                attempt=order.attempt,
             )
-
-        while True:
-            try:
-                record = gw.outbox.add(build, offline=not gw.link.connected, seal=gw.sealer.seal)
-            except OutboxFull as exc:
-                log.error("record_not_stored_retrying", item=code, error=str(exc))
-                await asyncio.sleep(1.0)
-                continue
-            gw.metrics.produced.inc()
-            log.info(
-                "record_produced",
-                record_id=record.record_id,
-                seq=record.seq,
-                item=code,
-                verdict=record.verdict.value,
-            )
-            return
-
-    def _device_refs(self, device_ids: list[str]) -> list[DeviceRef]:
-        configs = {d.id: d for d in self._gw.config.devices}
-        refs = []
-        for device_id in device_ids:
-            cfg = configs[device_id]
-            cert = cfg.identity.certificate
-            refs.append(
-                DeviceRef(
-                    id=cfg.id,
-                    device_class=cfg.device_class.value,
-                    protocol=cfg.protocol,
-                    vendor=cfg.identity.vendor,
-                    model=cfg.identity.model,
-                    serial=cfg.identity.serial,
-                    certificate=cert.number if cert else None,
-                    certificate_expires=cert.expires.isoformat() if cert else None,
-                )
-            )
-        return refs
+        )
 
     def _progress(
         self, order: InspectionOrder, code: str | None, step: str, text: str, **values: Scalar

@@ -1,0 +1,1 @@
+"""Keeping a lane legal: daily equipment checks, calibrations, and the lockouts they drive."""

@@ -1,0 +1,168 @@
+"""Daily equipment checks, declared as data: which device class, what the driver does,
+and how the outcome is judged (standards.md §4: analyser leak check and zero at power-on,
+span-gas checks; opacimeter zero and neutral-filter checks).
+
+Each check returns the measurements it took and whether it passed; the gateway stores
+the result (it drives lockouts) and publishes it as a must-deliver ``check`` record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from drivers.devices.base import DeviceClass
+from drivers.errors import DeviceFault
+from gateway.records import Measurement, Verdict
+
+
+class CheckArgumentError(ValueError):
+    """A check was asked for with missing or invalid reference values."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckOutcome:
+    """What a check measured and whether it passed."""
+
+    passed: bool
+    measurements: list[Measurement]
+    note: str = ""
+
+
+CheckFn = Callable[[Any, dict[str, Any]], Awaitable[CheckOutcome]]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckSpec:
+    """One kind of check."""
+
+    device_class: DeviceClass
+    kind: str
+    summary: str
+    run: CheckFn
+    #: what a technician must confirm before the check starts
+    confirm: str
+
+
+def _verdict(ok: bool) -> Verdict:
+    return Verdict.PASS if ok else Verdict.FAIL
+
+
+async def _analyser_leak(analyser: Any, args: dict[str, Any]) -> CheckOutcome:
+    tight = bool(await analyser.leak_check())
+    return CheckOutcome(
+        tight, [Measurement(name="leak_free", value=tight, verdict=_verdict(tight))]
+    )
+
+
+async def _analyser_zero(analyser: Any, args: dict[str, Any]) -> CheckOutcome:
+    try:
+        await analyser.zero()
+    except DeviceFault as exc:
+        return CheckOutcome(
+            False, [Measurement(name="zeroed", value=False, verdict=Verdict.FAIL)], str(exc)
+        )
+    return CheckOutcome(True, [Measurement(name="zeroed", value=True, verdict=Verdict.PASS)])
+
+
+def _number(args: dict[str, Any], name: str, default: float | None = None) -> float:
+    value = args.get(name, default)
+    if value is None:
+        raise CheckArgumentError(f"this check needs the reference value {name} (--value {name}=VALUE)")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise CheckArgumentError(f"{name} must be a number, not {value!r}") from None
+
+
+async def _analyser_span(analyser: Any, args: dict[str, Any]) -> CheckOutcome:
+    gas = {k: _number(args, k) for k in ("c3h8_ppm", "co_pct_vol", "co2_pct_vol", "no_ppm")}
+    await analyser.write_check_gas(
+        int(gas["c3h8_ppm"]), gas["co_pct_vol"], gas["co2_pct_vol"], int(gas["no_ppm"])
+    )
+    passed = bool(await analyser.gas_check())
+    values = [Measurement(name=f"check_gas_{k}", value=v) for k, v in gas.items()]
+    return CheckOutcome(
+        passed, [*values, Measurement(name="gas_check", value=passed, verdict=_verdict(passed))]
+    )
+
+
+async def _opacimeter_zero(opacimeter: Any, args: dict[str, Any]) -> CheckOutcome:
+    await opacimeter.linearity_zero()
+    reading = await opacimeter.read_realtime()
+    tolerance = _number(args, "tolerance_pct", 0.5)
+    ok = abs(reading.n_pct) <= tolerance
+    limit_note = f"|N| <= {tolerance} % after zeroing"
+    return CheckOutcome(
+        ok,
+        [Measurement(name="n_after_zero", value=reading.n_pct, unit="%", verdict=_verdict(ok))],
+        limit_note,
+    )
+
+
+async def _opacimeter_filter(opacimeter: Any, args: dict[str, Any]) -> CheckOutcome:
+    nominal = _number(args, "nominal_n_pct")
+    tolerance = _number(args, "tolerance_pct", 2.0)
+    await opacimeter.linearity_check_mode()
+    measured = float(await opacimeter.read_check_value())
+    ok = abs(measured - nominal) <= tolerance
+    return CheckOutcome(
+        ok,
+        [
+            Measurement(name="filter_nominal_n", value=nominal, unit="%"),
+            Measurement(name="filter_measured_n", value=measured, unit="%", verdict=_verdict(ok)),
+        ],
+        f"|measured - nominal| <= {tolerance} %",
+    )
+
+
+CHECKS: dict[tuple[DeviceClass, str], CheckSpec] = {
+    (spec.device_class, spec.kind): spec
+    for spec in (
+        CheckSpec(
+            DeviceClass.GAS_ANALYSER,
+            "leak",
+            "leak check of the sampling line",
+            _analyser_leak,
+            "Seal the probe tip with its cap.",
+        ),
+        CheckSpec(
+            DeviceClass.GAS_ANALYSER,
+            "zero",
+            "zero on ambient or zero air",
+            _analyser_zero,
+            "Remove the probe from any exhaust.",
+        ),
+        CheckSpec(
+            DeviceClass.GAS_ANALYSER,
+            "span",
+            "single-point span-gas check",
+            _analyser_span,
+            "Connect the check-gas cylinder to the check port.",
+        ),
+        CheckSpec(
+            DeviceClass.OPACIMETER,
+            "zero",
+            "zero (linearity correction) in clean air",
+            _opacimeter_zero,
+            "Make sure the measuring chamber holds clean air.",
+        ),
+        CheckSpec(
+            DeviceClass.OPACIMETER,
+            "filter",
+            "neutral-filter check",
+            _opacimeter_filter,
+            "Insert the neutral filter into the light path.",
+        ),
+    )
+}
+
+
+def check_spec(device_class: DeviceClass, kind: str) -> CheckSpec:
+    """The check ``kind`` of a device class, or ``KeyError`` naming the known ones."""
+    spec = CHECKS.get((device_class, kind))
+    if spec is None:
+        known = ", ".join(k for c, k in CHECKS if c is device_class) or "none"
+        raise KeyError(f"no check {kind!r} for a {device_class.value} (known: {known})")
+    return spec

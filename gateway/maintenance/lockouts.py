@@ -1,0 +1,91 @@
+"""Lockouts: a device whose certificate has expired, or whose required daily check is
+missing, failed or stale, must not test vehicles. The reasons are computed from the
+config (certificates, the policy) and the check log, so a lock clears as soon as its
+cause does (a passing check, a renewed certificate in the config)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from gateway.config import LaneConfig
+
+
+@dataclass(frozen=True, slots=True)
+class CheckEntry:
+    """One check result as logged."""
+
+    device: str
+    kind: str
+    passed: bool
+    ts: float
+    record_id: str
+    technician: str | None = None
+
+
+class CheckLog:
+    """Append-only, fsync'd JSON-lines log of checks in the state directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._latest: dict[tuple[str, str], CheckEntry] = {}
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    entry = CheckEntry(**json.loads(line))
+                except (ValueError, TypeError):
+                    continue  # a torn last line after a power cut
+                self._latest[(entry.device, entry.kind)] = entry
+
+    def append(self, entry: CheckEntry) -> None:
+        """Log a check durably."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(_as_dict(entry)) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        self._latest[(entry.device, entry.kind)] = entry
+
+    def latest(self, device: str, kind: str) -> CheckEntry | None:
+        """The last check of this kind on this device."""
+        return self._latest.get((device, kind))
+
+
+def _as_dict(entry: CheckEntry) -> dict[str, Any]:
+    return {f: getattr(entry, f) for f in entry.__slots__}
+
+
+def lockout_reasons(
+    config: LaneConfig, log: CheckLog, now: float | None = None, today: date | None = None
+) -> dict[str, list[str]]:
+    """Why each locked device is locked (devices without reasons are not listed)."""
+    now = time.time() if now is None else now
+    today = today or date.today()
+    policy = config.lockouts
+    validity_s = policy.check_validity_h * 3600
+    locked: dict[str, list[str]] = {}
+    for device in config.devices:
+        reasons = []
+        cert = device.identity.certificate
+        if policy.certificate_expiry and cert is not None and cert.expires < today:
+            reasons.append(f"certificate {cert.number} expired on {cert.expires.isoformat()}")
+        for kind in policy.daily_checks.get(device.device_class, []):
+            entry = log.latest(device.id, kind)
+            if entry is None:
+                reasons.append(f"daily {kind} check missing")
+            elif not entry.passed:
+                reasons.append(f"{kind} check failed at {_when(entry.ts)}")
+            elif now - entry.ts > validity_s:
+                reasons.append(f"{kind} check expired (last passed {_when(entry.ts)})")
+        if reasons:
+            locked[device.id] = reasons
+    return locked
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))

@@ -31,6 +31,7 @@ from gateway.evidence import EvidenceStore
 from gateway.frames import FrameRecorder
 from gateway.inspection.runner import InspectionRunner
 from gateway.integrity import Sealer, load_or_create_key
+from gateway.maintenance.calibration import CalibrationBook
 from gateway.maintenance.lockouts import CheckLog, lockout_reasons
 from gateway.metrics import BusMetrics, Metrics, serve_metrics
 from gateway.mqtt import MqttLink
@@ -131,6 +132,7 @@ class Gateway:
         )
         self.producer = RecordProducer(self)
         self.checks = CheckLog(cfg.state_dir / "maintenance" / "checks.jsonl")
+        self.calibrations = CalibrationBook(cfg.state_dir / "maintenance" / "calibration")
         self.runner = InspectionRunner(self)
         self.monitors = Monitors()
         self.control = ControlServer(self)
@@ -198,12 +200,18 @@ class Gateway:
 
     def _publish_reading(self, device: str, reading: Reading) -> None:
         now = asyncio.get_running_loop().time()
-        self.monitors.publish(device, reading, time.time())
-        if now - self._last_telemetry.get(device, -1e9) < self._telemetry_interval:
+        telemetry_due = now - self._last_telemetry.get(device, -1e9) >= self._telemetry_interval
+        watched = self.monitors.watched(device)
+        if not (telemetry_due or watched):
             return  # rate limit: live values are for display, not evidence
+        values = self.calibrations.correct(device, reading.as_dict())
+        if watched:
+            self.monitors.publish(device, values, time.time())
+        if not telemetry_due:
+            return
         self._last_telemetry[device] = now
         if self.link.connected:
-            message = Telemetry(device=device, ts=utc_now(), values=reading.as_dict())
+            message = Telemetry(device=device, ts=utc_now(), values=values)
             self.link.publish_live(
                 self.link.topics.telemetry(device), message.model_dump_json().encode()
             )

@@ -42,6 +42,9 @@ class CommandRouter:
             "abort": self._abort,
             "check": self._check,
             "lockouts": self._lockouts,
+            "sample": self._calibration("sample"),
+            "calibrate": self._calibration("calibrate"),
+            "rollback": self._calibration("rollback"),
         }
 
     @property
@@ -123,6 +126,15 @@ class CommandRouter:
         from gateway.maintenance.service import run_check
 
         return await run_check(self._gateway, args)
+
+    def _calibration(self, name: str) -> Handler:
+        async def handler(args: dict[str, Any]) -> dict[str, Any]:
+            from gateway.maintenance import calibrating
+
+            result: dict[str, Any] = await getattr(calibrating, name)(self._gateway, args)
+            return result
+
+        return handler
 
     async def _lockouts(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"locked": self._gateway.lockouts()}

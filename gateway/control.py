@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Final
 
 import structlog
 
-from drivers.devices.base import Reading
 from gateway.commands import CommandError
 
 if TYPE_CHECKING:
@@ -47,12 +46,16 @@ class Monitors:
     def __init__(self) -> None:
         self._queues: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
 
-    def publish(self, device: str, reading: Reading, ts: float) -> None:
-        """Called for every reading (cheap when nobody watches)."""
+    def watched(self, device: str) -> bool:
+        """Whether any client monitors ``device``."""
+        return bool(self._queues.get(device))
+
+    def publish(self, device: str, values: dict[str, Any], ts: float) -> None:
+        """Hand a reading's (calibrated) values to the clients watching ``device``."""
         queues = self._queues.get(device)
         if not queues:
             return
-        item = {"device": device, "ts": ts, "values": reading.as_dict()}
+        item = {"device": device, "ts": ts, "values": values}
         for queue in queues:
             if queue.full():
                 queue.get_nowait()

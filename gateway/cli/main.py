@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from gateway.cli import calibrate as calibrate_cmd
 from gateway.cli import maintenance as maintenance_cmd
 from gateway.cli import probe as probe_cmd
 from gateway.cli import status as status_cmd
@@ -37,6 +38,7 @@ app.command()(status_cmd.monitor)
 app.command()(probe_cmd.probe)
 app.command()(maintenance_cmd.check)
 app.command()(maintenance_cmd.lockouts)
+app.command()(calibrate_cmd.calibrate)
 
 out = Console()
 err = Console(stderr=True)

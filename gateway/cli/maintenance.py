@@ -84,7 +84,7 @@ def check(
         "values": _values(value or []),
         "technician": technician,
     }
-    with out.status(f"{spec.summary} running on {device}…"):
+    with err.status(f"{spec.summary} running on {device}…"):
         result = _ask(lane.state_dir, "check", args)
     if as_json:
         print(json.dumps(result, ensure_ascii=False))

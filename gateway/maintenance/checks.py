@@ -69,7 +69,9 @@ async def _analyser_zero(analyser: Any, args: dict[str, Any]) -> CheckOutcome:
 def _number(args: dict[str, Any], name: str, default: float | None = None) -> float:
     value = args.get(name, default)
     if value is None:
-        raise CheckArgumentError(f"this check needs the reference value {name} (--value {name}=VALUE)")
+        raise CheckArgumentError(
+            f"this check needs the reference value {name} (--value {name}=VALUE)"
+        )
     try:
         return float(value)
     except (TypeError, ValueError):

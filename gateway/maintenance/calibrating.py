@@ -1,0 +1,174 @@
+"""The daemon side of calibration: sample a channel, fit, apply, roll back.
+
+Commands (control socket and MQTT allow-list): ``sample`` takes raw readings of a device
+(uncorrected, so a new calibration is fitted against what the sensor really says),
+``calibrate`` fits reference points and, with ``apply``, stores the calibration, applies
+it at once and publishes a must-deliver ``calibration`` record; ``rollback`` returns a
+channel to its previous calibration (also recorded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from drivers.errors import DriverError
+from gateway.commands import CommandError
+from gateway.maintenance.calibration import (
+    TOLERANCE_PCT,
+    CalibrationEntry,
+    CalibrationError,
+    fit,
+)
+from gateway.producer import RecordDraft
+from gateway.records import Measurement, Verdict, utc_now
+from gateway.supervisor import DeviceSupervisor
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+#: most raw samples one ``sample`` command may take
+MAX_SAMPLES = 200
+
+
+def _supervisor(gateway: Gateway, args: dict[str, Any]) -> DeviceSupervisor:
+    device = str(args.get("device"))
+    if device not in gateway.supervisors:
+        raise CommandError(f"no device {device!r} (devices: {', '.join(gateway.supervisors)})")
+    return gateway.supervisors[device]
+
+
+def _floats(args: dict[str, Any], name: str) -> list[float]:
+    values = args.get(name)
+    if not isinstance(values, list) or not values:
+        raise CommandError(f"{name} must be a non-empty list of numbers")
+    try:
+        return [float(v) for v in values]
+    except (TypeError, ValueError):
+        raise CommandError(f"{name} must be a list of numbers, not {values!r}") from None
+
+
+async def sample(gateway: Gateway, args: dict[str, Any]) -> dict[str, Any]:
+    """``count`` raw readings of ``device`` (polling paused meanwhile)."""
+    supervisor = _supervisor(gateway, args)
+    count = int(args.get("count", 10))
+    interval = float(args.get("interval_s", 0.1))
+    if not 1 <= count <= MAX_SAMPLES:
+        raise CommandError(f"count must be 1-{MAX_SAMPLES}")
+    readings = []
+    try:
+        async with supervisor.hold() as device:
+            for index in range(count):
+                if index:
+                    await asyncio.sleep(interval)
+                readings.append((await device.poll()).as_dict())
+    except DriverError as exc:
+        raise CommandError(f"{supervisor.device_id} did not answer: {exc}") from None
+    return {"device": supervisor.device_id, "readings": readings}
+
+
+async def calibrate(gateway: Gateway, args: dict[str, Any]) -> dict[str, Any]:
+    """Fit ``references`` to ``readings`` of ``channel``; store and apply if ``apply``."""
+    supervisor = _supervisor(gateway, args)
+    channel = str(args.get("channel"))
+    references, readings = _floats(args, "references"), _floats(args, "readings")
+    tolerance = TOLERANCE_PCT[supervisor.device.device_class]
+    current = gateway.calibrations.active(supervisor.device_id, channel)
+    try:
+        result = fit(references, readings, tolerance, current)
+    except CalibrationError as exc:
+        raise CommandError(f"calibration refused: {exc}") from None
+    answer: dict[str, Any] = {
+        "device": supervisor.device_id,
+        "channel": channel,
+        "gain": result.coefficients.gain,
+        "offset": result.coefficients.offset,
+        "errors_pct": result.errors_pct,
+        "tolerance_pct": tolerance,
+        "linear_ok": result.linear_ok,
+        "applied": False,
+    }
+    if not args.get("apply"):
+        return answer
+    if not result.linear_ok:
+        raise CommandError(
+            f"calibration refused: linearity error {max(map(abs, result.errors_pct)):.2f} % "
+            f"exceeds {tolerance} % for a {supervisor.device.device_class.value}"
+        )
+    entry = CalibrationEntry(
+        supervisor.device_id,
+        channel,
+        "calibrate",
+        result.coefficients.gain,
+        result.coefficients.offset,
+        time.time(),
+        args.get("technician"),
+        args.get("certificate"),
+        args.get("next_due"),
+        references,
+        readings,
+        result.errors_pct,
+    )
+    entry.record_id = await _publish(gateway, supervisor, entry, result.linear_ok)
+    gateway.calibrations.add(entry)
+    return answer | {"applied": True, "record_id": entry.record_id}
+
+
+async def rollback(gateway: Gateway, args: dict[str, Any]) -> dict[str, Any]:
+    """Return ``channel`` of ``device`` to its previous calibration."""
+    supervisor = _supervisor(gateway, args)
+    channel = str(args.get("channel"))
+    stack = [e for e in gateway.calibrations.history(supervisor.device_id) if e.channel == channel]
+    if not stack:
+        raise CommandError(f"{supervisor.device_id} {channel}: nothing to roll back")
+    entry = CalibrationEntry(
+        supervisor.device_id, channel, "rollback", 1.0, 0.0, time.time(), args.get("technician")
+    )
+    try:
+        gateway.calibrations.add(entry)
+    except CalibrationError as exc:
+        raise CommandError(str(exc)) from None
+    now = gateway.calibrations.active(supervisor.device_id, channel)
+    entry.gain, entry.offset = now.gain, now.offset
+    record_id = await _publish(gateway, supervisor, entry, True)
+    return {
+        "device": supervisor.device_id,
+        "channel": channel,
+        "gain": now.gain,
+        "offset": now.offset,
+        "record_id": record_id,
+    }
+
+
+async def _publish(
+    gateway: Gateway, supervisor: DeviceSupervisor, entry: CalibrationEntry, ok: bool
+) -> str:
+    measurements = [
+        Measurement(name=f"{entry.channel}_gain", value=entry.gain),
+        Measurement(name=f"{entry.channel}_offset", value=entry.offset),
+        *(Measurement(name=f"reference_{i}", value=v) for i, v in enumerate(entry.references)),
+        *(
+            Measurement(name=f"reading_before_{i}", value=v)
+            for i, v in enumerate(entry.readings_before)
+        ),
+        *(
+            Measurement(name=f"error_pct_{i}", value=round(v, 3))
+            for i, v in enumerate(entry.errors_pct)
+        ),
+    ]
+    now = utc_now()
+    record = await gateway.producer.produce(
+        RecordDraft(
+            item_code=f"calibration:{entry.action}",
+            kind="calibration",
+            item_name=f"{entry.channel} {entry.action}",
+            verdict=Verdict.PASS if ok else Verdict.FAIL,
+            devices=[supervisor.device_id],
+            measurements=measurements,
+            started_at=now,
+            finished_at=now,
+            reason=f"certificate {entry.certificate}" if entry.certificate else None,
+        )
+    )
+    return record.record_id

@@ -1,0 +1,146 @@
+"""Calibration: the fit, and against a running daemon a zero calibration that changes later
+values, a refused bad reference, a rollback, and calibration records published."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.maintenance.calibration import CalibrationError, Linear, fit
+from simulators.lane import SimDevice, SimLane
+from tests.harness import running_lane, scenario_at_speed
+from tests.mosquitto import Mosquitto
+
+SCENARIO = Path(__file__).parents[2] / "simulators" / "scenarios" / "passing-car.yaml"
+
+
+def test_zero_moves_only_the_offset() -> None:
+    result = fit([0.0], [3.0], 3.0, Linear(1.02, 0.0))
+    assert result.coefficients == Linear(1.02, -3.06) and result.linear_ok
+
+
+def test_span_fits_gain_and_offset_and_checks_linearity() -> None:
+    result = fit([0, 200, 500], [3.0, 199.0, 493.0], 3.0)
+    assert result.coefficients.gain == pytest.approx(1.0204, abs=1e-3)
+    assert result.linear_ok
+    bent = fit([0, 200, 500], [0.0, 230.0, 500.0], 3.0)
+    assert not bent.linear_ok  # 200 reads 15 % high after the best line
+
+
+@pytest.mark.parametrize(
+    ("refs", "raw", "message"),
+    [
+        ([0, 500], [5.0, 5.0], "readings are equal"),
+        ([0, 500], [0.0, 100.0], "outside 0.5-2.0"),
+        ([-10.0], [0.0], "must not be negative"),
+        ([500, 500], [1.0, 2.0], "two different references"),
+    ],
+)
+def test_unusable_references_are_refused(refs: list[float], raw: list[float], message: str) -> None:
+    with pytest.raises(CalibrationError, match=message):
+        fit(refs, raw, 3.0)
+
+
+async def lanegw(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(60):
+        out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def weigher_lane(lane: SimLane) -> Any:
+    bus = {"id": "com1", "url": lane.running["weigher"].url}
+    device = {
+        "id": "weigher",
+        "class": "axle_weigher",
+        "protocol": "xk3190",
+        "bus": "com1",
+        "poll_period_s": 0.2,
+        "options": {"mode": "command"},
+    }
+    return [bus], [device]
+
+
+async def mean_weight(config: str) -> float:
+    _, out, err = await lanegw("monitor", "weigher", "-c", config, "--json", "--seconds", "1.2")
+    values = [json.loads(line)["values"]["weight_kg"] for line in out.splitlines()]
+    assert values, err
+    return sum(values) / len(values)
+
+
+async def test_calibration_applies_rolls_back_and_is_recorded(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    sims = SimLane(
+        scenario_at_speed(SCENARIO, 0.05), [SimDevice("weigher", "xk3190", {"mode": "command"})]
+    )
+    config = str(tmp_path / "lane.yaml")
+    async with running_lane(tmp_path, mosquitto.port, sims, weigher_lane) as (_, station):
+        before = await mean_weight(config)
+        assert before > 500  # the axle on the plate
+
+        code, out, err = await lanegw(
+            "calibrate",
+            "weigher",
+            "weight_kg",
+            "--reference",
+            "0",
+            "--samples",
+            "3",
+            "--yes",
+            "--json",
+            "-c",
+            config,
+            "--technician",
+            "T042",
+        )
+        assert code == 0, err
+        zero = json.loads(out)
+        assert zero["applied"] and zero["offset"] == pytest.approx(-before, rel=0.05)
+        assert abs(await mean_weight(config)) < 0.05 * before  # later values corrected
+
+        code, _, err = await lanegw(
+            "calibrate",
+            "weigher",
+            "weight_kg",
+            "--reference",
+            "0",
+            "--reference",
+            "1000",
+            "--reading",
+            "5",
+            "--reading",
+            "5",
+            "--yes",
+            "-c",
+            config,
+        )
+        assert code == 1 and "readings are equal" in err  # a bad reference is refused
+
+        code, out, err = await lanegw(
+            "calibrate", "weigher", "weight_kg", "--rollback", "--yes", "--json", "-c", config
+        )
+        assert code == 0, err
+        assert json.loads(out)["offset"] == 0.0
+        assert await mean_weight(config) == pytest.approx(before, rel=0.05)
+
+        await station.wait_for(lambda: len(station.unique_results()) >= 2)
+        records = [r for r in station.unique_results() if r["kind"] == "calibration"]
+        assert [r["item_code"] for r in records] == [
+            "calibration:calibrate",
+            "calibration:rollback",
+        ]
+        assert records[0]["devices"][0]["id"] == "weigher"

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from drivers.devices.base import DeviceClass
 from gateway.errors import GatewayError
 from gateway.evidence import EvidenceStore
+from gateway.maintenance.calibration import CalibrationBook
 from gateway.inspection.order import InspectionOrder
 from gateway.records import Evidence, Measurement, Scalar, Verdict
 from gateway.supervisor import DeviceSupervisor
@@ -82,7 +83,20 @@ class ItemContext:
     state: InspectionState
     time_scale: float = 1.0
     lockouts: dict[str, list[str]] = field(default_factory=dict)
+    calibrations: CalibrationBook | None = None
     used: list[str] = field(default_factory=list)
+
+    def corrected(self, device_id: str, values: dict[str, Any]) -> dict[str, Any]:
+        """``values`` of ``device_id`` with the lane's active calibrations applied."""
+        if self.calibrations is None:
+            return values
+        return self.calibrations.correct(device_id, values)
+
+    def corrector(self, device_id: str, channel: str) -> Callable[[float], float]:
+        """The calibration of one channel as a function (for per-sample streams)."""
+        if self.calibrations is None:
+            return float
+        return self.calibrations.active(device_id, channel).apply
 
     def seconds(self, standard_s: float) -> float:
         """A procedure duration from the standard, scaled for benches (1.0 on a lane)."""

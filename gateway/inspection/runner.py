@@ -178,6 +178,7 @@ class InspectionRunner:
             state,
             self._gw.config.procedure_time_scale,
             self._gw.lockouts(),
+            self._gw.calibrations,
         )
         with self._gw.frames.capture(self._gw.supervisors) as frames:
             async with asyncio.TaskGroup() as group:

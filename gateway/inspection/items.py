@@ -17,8 +17,8 @@ from typing import Any, Protocol
 from drivers.devices.base import DeviceClass
 from gateway.errors import GatewayError
 from gateway.evidence import EvidenceStore
-from gateway.maintenance.calibration import CalibrationBook
 from gateway.inspection.order import InspectionOrder
+from gateway.maintenance.calibration import CalibrationBook
 from gateway.records import Evidence, Measurement, Scalar, Verdict
 from gateway.supervisor import DeviceSupervisor
 

@@ -90,6 +90,9 @@ def demo_order(lane: str, number: int, scenario: Scenario, items: list[str]) -> 
         "axle_count": len(vehicle.axles),
         "curb_mass_kg": 1400,
         "gross_mass_kg": 1850,
+        "fuel": "petrol",
+        "emission_method": "two_speed_idle",
+        "emission_limit_set": "a",
         "items": items,
     }
 

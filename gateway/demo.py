@@ -33,6 +33,8 @@ LANES = (("L1", "passing-car"), ("L2", "failing-car"))
 ORDER_INTERVAL_S = 60.0
 #: items of a full inspection, in lane order (those this build can run are used)
 DEMO_ITEMS = ("B1", "B2", "B0", "H1", "H4", "S1", "TSI")
+#: simulator options: the analyser's simulated driver follows the two-speed-idle prompts
+SIM_OPTIONS: dict[str, dict[str, object]] = {"nha503": {"driver_script": {}}}
 
 
 def demo_scenario(name: str, time_scale: float) -> Scenario:
@@ -125,7 +127,8 @@ async def _station(console: Console, time_scale: float) -> None:
             lanes = []
             for lane, scenario_name in LANES:
                 scenario = demo_scenario(scenario_name, time_scale)
-                devices = [SimDevice(d, p) for d, p in DEFAULT_LANE if p in protocols]
+                devices = [SimDevice(d, p, SIM_OPTIONS.get(p, {})) for d, p in DEFAULT_LANE
+                           if p in protocols]  # fmt: skip
                 sims = SimLane(scenario, devices)
                 await sims.start(group)
                 gateway = Gateway(lane_config(lane, sims, port, Path(tmp), time_scale))

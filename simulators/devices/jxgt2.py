@@ -19,6 +19,14 @@ scenario's axle on the rollers, ``vehicle.axles[position.axle_index]``:
 - GET_RESULT (0x6B): maxima and the force pair at the largest difference, computed from
   the numbers actually streamed; the first read of a new result moves the vehicle on
   (``position.advance()``), as the driver does when the display says "next axle".
+- Parking brake: the wire does not say which brake the inspector applies (lane software
+  shows "请拉手刹" and sends the same START). We model the routine of that software: after
+  the service test of an axle with ``parking_brake``, the vehicle stays on the rollers
+  for the parking test (the first read of that result does not move it on). The next
+  START with the lift still down streams the parking test (the same drag phase and
+  ramps, rising to ``parking_force_*_dan``, no lock-up) and the first read of its
+  result moves the vehicle on; a LIFT_UP instead means no parking test: the vehicle
+  drives on then.
 - LIFT_UP/LIFT_DOWN, TESTER_RAISE/LOWER: ack. Unknown commands and requests with a bad
   checksum: NAK (0x15). Option ``force_unit`` ("daN", "N", "kg") sets the unit sent.
 """
@@ -58,6 +66,7 @@ LOCK_DROP_S: Final = 0.05  # how fast the force falls when the wheel locks
 ZERO_OFFSET_DAN: Final = 3.0  # force channels' offset until zeroed
 NOISE_FLOOR_DAN: Final = 20.0  # noise never shrinks below that of a 20 daN reading
 FORCE_RANGE: Final = (-999, 9999)  # what a 4-character field can carry
+PARKING_MIN_DAN: Final = 0.1  # a profile needs a positive peak even without a hand brake
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,23 +101,37 @@ class WheelProfile:
         return brake.max_force_dan * (1.0 - (1.0 - LOCK_FORCE_RATIO) * fall)
 
 
-def wheel_profiles(axle: Axle, scale: float) -> tuple[WheelProfile, WheelProfile]:
-    """Left and right wheel profiles of ``axle``."""
-    return WheelProfile(axle.brake_left, scale), WheelProfile(axle.brake_right, scale)
+def parking_brake(brake: WheelBrake, force_dan: float) -> WheelBrake:
+    """``brake`` with the hand brake applied instead of the pedal: rises to ``force_dan``
+    (never below the drag, which the rollers still feel), without locking."""
+    peak = max(force_dan, brake.drag_force_dan, PARKING_MIN_DAN)
+    return brake.model_copy(update={"max_force_dan": peak, "locks": False})
 
 
-def stream_duration_s(axle: Axle, scale: float) -> float:
+def wheel_profiles(
+    axle: Axle, scale: float, parking: bool = False
+) -> tuple[WheelProfile, WheelProfile]:
+    """Left and right wheel profiles of ``axle`` (service brake, or parking brake)."""
+    left, right = axle.brake_left, axle.brake_right
+    if parking:
+        left = parking_brake(left, axle.parking_force_left_dan)
+        right = parking_brake(right, axle.parking_force_right_dan)
+    return WheelProfile(left, scale), WheelProfile(right, scale)
+
+
+def stream_duration_s(axle: Axle, scale: float, parking: bool = False) -> float:
     """Length of the stream: to the first slip plus the stop time, or the last peak + hold."""
-    wheels = wheel_profiles(axle, scale)
+    wheels = wheel_profiles(axle, scale, parking)
     slips = [wheel.peak_s for wheel in wheels if wheel.brake.locks]
     if slips:
         return min(slips) + SLIP_STOP_S * scale
     return max(wheel.peak_s for wheel in wheels) + HOLD_S * scale
 
 
-def stream_frame_count(axle: Axle, timing: Timing) -> int:
+def stream_frame_count(axle: Axle, timing: Timing, parking: bool = False) -> int:
     """How many sample frames (before the 'E' frame) a test of ``axle`` streams."""
-    return max(1, round(stream_duration_s(axle, timing.time_scale) * timing.brake_sample_hz))
+    duration = stream_duration_s(axle, timing.time_scale, parking)
+    return max(1, round(duration * timing.brake_sample_hz))
 
 
 class Jxgt2Sim:
@@ -129,6 +152,10 @@ class Jxgt2Sim:
         self.streaming = False
         self.result = BrakeResultFrame(0, 0, 0, 0)
         self._result_fresh = False
+        #: the vehicle stays on its parking axle for the parking test (see module doc)
+        self.parking_pending = False
+        #: the last (or current) stream was a parking test
+        self.parking_test = False
         #: frames of the last stream (raw device values), for tests and tools
         self.last_stream: list[ForceSample] = []
 
@@ -164,6 +191,7 @@ class Jxgt2Sim:
             await link.send(self.nak)
         elif command == Command.START:
             await link.send(encode_reply(Ack(command)))
+            self.parking_test, self.parking_pending = self.parking_pending, False
             self.streaming = True
             group.create_task(self._stream(link))
         elif command == Command.READ:
@@ -172,12 +200,22 @@ class Jxgt2Sim:
             await link.send(encode_reply(self.result))
             if self._result_fresh:
                 self._result_fresh = False
-                self._ctx.position.advance()
+                self._move_on_after_result()
         else:
             self._set_state(Command(command))
             await link.send(encode_reply(Ack(command)))
 
+    def _move_on_after_result(self) -> None:
+        """The driver drives on, unless the parking test of this axle comes next."""
+        if self.axle.parking_brake and not self.parking_test:
+            self.parking_pending = True
+        else:
+            self._ctx.position.advance()
+
     def _set_state(self, command: Command) -> None:
+        if command == Command.LIFT_UP and self.parking_pending:
+            self.parking_pending = False  # no parking test: the vehicle drives on
+            self._ctx.position.advance()
         if command in (Command.LIFT_UP, Command.LIFT_DOWN):
             self.lift_up = command == Command.LIFT_UP
         elif command == Command.ZERO:
@@ -220,14 +258,15 @@ class Jxgt2Sim:
             self.streaming = False
 
     def _sample_frames(self) -> list[ForceSample]:
-        left, right = wheel_profiles(self.axle, self._timing.time_scale)
+        parking = self.parking_test
+        left, right = wheel_profiles(self.axle, self._timing.time_scale, parking)
         period = 1.0 / self._timing.brake_sample_hz
         self.last_stream = [
             ForceSample(
                 self._raw_force(left.force_dan(index * period)),
                 self._raw_force(right.force_dan(index * period)),
             )
-            for index in range(stream_frame_count(self.axle, self._timing))
+            for index in range(stream_frame_count(self.axle, self._timing, parking))
         ]
         return self.last_stream
 

@@ -7,7 +7,7 @@ scenario's ``vehicle.petrol`` section and ``timing`` (every duration × ``time_s
   scenario seconds); pump, zero, leak check, span and check commands are NAKed.
 - Gas path: the bench sees ambient air (CO2 0.04 %, O2 20.9 %, λ shown as 9.99) unless
   the pump samples from the probe (0x04) and the scenario has a petrol engine: then the
-  exhaust of the regime (idle or high idle: ``set_regime`` or option ``regime``) arrives
+  exhaust of the regime (``set_regime``, option ``regime`` or ``driver_script``) arrives
   after ``response_delay_s`` and rises first-order (τ = ``RISE_TAU_S``). λ at high idle
   is ``lambda_high``; at idle it is computed (Brettschneider). Engine speed and oil
   temperature do not pass the gas path. Noise: Gaussian, ``timing.noise`` relative,
@@ -50,6 +50,7 @@ from drivers.protocols.nha503 import (
     ResultCode,
 )
 from simulators.base import SimContext, SimSpec
+from simulators.devices.engine_script import DriverScript, DriverScriptOptions, EngineRegime
 from simulators.endpoint import SimLink
 from simulators.scenario import PetrolEngine
 
@@ -68,13 +69,6 @@ AMBIENT: Final = nha.Ambient(AMBIENT_TEMP_C, 101.3, 50.0)  # °C, kPa, %RH of th
 FLOW_PUMPING: Final = 100  # raw flow indicator while the pump runs (unit undocumented)
 WATER_TRAP_BIT: Final = 0x0040
 NO_RESULT: Final = IdleBlock(0, 0.0, 0.0, 0.0, 0, 0, 0.0, 0.0)  # 0x88 without a petrol engine
-
-
-class EngineRegime(enum.StrEnum):
-    """Which speed the simulated engine runs at."""
-
-    IDLE = "idle"
-    HIGH_IDLE = "high_idle"
 
 
 class Flow(enum.IntEnum):
@@ -100,6 +94,7 @@ class Nha503SimOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     regime: EngineRegime = EngineRegime.IDLE
+    driver_script: DriverScriptOptions | None = Field(default=None, description="TSI driver")
     leak: bool = Field(default=False, description="the leak check finds a leak")
     zero_fail: bool = Field(default=False, description="zeroing fails")
     water_trap_full: bool = False
@@ -192,6 +187,7 @@ class Nha503Sim:
         self._random = random.Random(self._timing.seed)
         self._clock = clock
         self.regime = self.options.regime
+        self._script = DriverScript(self.options.driver_script, self._scale)
         self.leak = self.options.leak
         self.flow = Flow.OFF
         self.action: Action | None = None
@@ -255,6 +251,9 @@ class Nha503Sim:
 
     def _respond(self, request: nha.Request, decoder: nha.RequestDecoder) -> Reply:
         now = self._clock()
+        if change := self._script.change(now, self.regime):  # the driver moved the pedal
+            self.regime, since = change
+            self._retarget(since)
         if isinstance(request, nha.CommandRequest):
             return self._command(request.command, now, decoder)
         if isinstance(request, GasBlock) and self._writing in _BOTTLE_FOR:
@@ -286,6 +285,7 @@ class Nha503Sim:
         elif command in _FLOW_CODES:
             if warming:
                 return nha.Nak()
+            self._script.on_flow(Flow(command) is Flow.PROBE, self.flow is Flow.PROBE, now)
             self.flow = Flow(command)
             self._retarget(now)
         else:

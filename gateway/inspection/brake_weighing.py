@@ -1,0 +1,85 @@
+"""Where the brake items get an axle's static load: the lane's axle plate or the tester.
+
+GB 7258 / PSB 18C81 take static loads from the horizontal weighing plate (水平称重台); a
+roller tester with weighing (JXGT2) can weigh the axle on its rollers too. So: when the
+lane has axle weighers (XK3190), they weigh (one plate per axle gives the axle load, a
+left and a right wheel plate give the wheel loads); otherwise the brake tester does (the
+median of a few readings per wheel). docs/items-brake.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from collections.abc import Callable
+from typing import Final, Protocol, runtime_checkable
+
+from drivers.devices.base import DeviceClass
+from drivers.devices.jxgt2_brake import WheelLoads
+from drivers.devices.xk3190_weigher import WeightReading
+from gateway.inspection.brake_judge import StaticLoads
+from gateway.inspection.items import ItemAborted, ItemContext
+
+#: roller weighings per axle; their median is the static wheel load
+WEIGH_READINGS: Final = 3
+#: longest wait for an axle plate to settle, seconds (a bound, not a procedure time)
+WEIGH_TIMEOUT_S: Final = 30.0
+#: below this an axle (or wheel plate) reading means "nothing on it", kg
+MIN_LOAD_KG: Final = 50.0
+
+
+class RollerScale(Protocol):
+    """A brake tester that weighs the axle on its rollers."""
+
+    async def read_wheel_loads(self) -> WheelLoads: ...
+
+
+@runtime_checkable
+class AxleWeigher(Protocol):
+    """What these items need from an axle-plate weigher driver (``xk3190``)."""
+
+    async def weigh(
+        self,
+        timeout: float,
+        *,
+        min_kg: float = 0.0,
+        on_weight: Callable[[float], None] | None = None,
+    ) -> WeightReading: ...
+
+
+async def plate_loads(ctx: ItemContext) -> StaticLoads | None:
+    """Static load from the lane's axle weigher(s), or None when the lane has none.
+
+    One plate per axle (side "axle") gives the axle load; a left and a right wheel plate
+    give the wheel loads. Each weigher is held through a one-device view of the context,
+    so lockouts and availability are checked as for any device.
+    """
+    weighers = {
+        device_id: supervisor
+        for device_id, supervisor in ctx.supervisors.items()
+        if supervisor.device.device_class is DeviceClass.AXLE_WEIGHER
+    }
+    if not weighers:
+        return None
+    by_side: dict[str, float] = {}
+    for device_id, supervisor in weighers.items():
+        view = dataclasses.replace(ctx, supervisors={device_id: supervisor})
+        async with view.hold(DeviceClass.AXLE_WEIGHER) as device:
+            if not isinstance(device, AxleWeigher):
+                raise ItemAborted(f"axle weigher {device_id} cannot weigh a settled axle")
+            reading = await device.weigh(WEIGH_TIMEOUT_S, min_kg=MIN_LOAD_KG)
+        by_side[reading.side] = reading.weight_kg
+    if "left" in by_side and "right" in by_side:
+        left, right = by_side["left"], by_side["right"]
+        return StaticLoads(left + right, "weigher", left, right)
+    if "axle" in by_side:
+        return StaticLoads(by_side["axle"], "weigher")
+    raise ItemAborted(f"the lane's weighers give {sorted(by_side)}: need an axle or both wheels")
+
+
+async def roller_loads(tester: RollerScale) -> StaticLoads:
+    """Static wheel loads from the tester's own weighing: the median of a few readings."""
+    readings = [await tester.read_wheel_loads() for _ in range(WEIGH_READINGS)]
+    left = float(statistics.median(r.load_left_kg for r in readings))
+    right = float(statistics.median(r.load_right_kg for r in readings))
+    return StaticLoads(left + right, "brake_tester", left, right)

@@ -20,6 +20,7 @@ from gateway.cli import calibrate as calibrate_cmd
 from gateway.cli import maintenance as maintenance_cmd
 from gateway.cli import probe as probe_cmd
 from gateway.cli import status as status_cmd
+from gateway.cli.inspect import inspect_app
 from gateway.config import LaneConfig, load_config
 from gateway.errors import ConfigError, GatewayError
 from gateway.logs import LogFormat, configure_logging
@@ -39,6 +40,7 @@ app.command()(probe_cmd.probe)
 app.command()(maintenance_cmd.check)
 app.command()(maintenance_cmd.lockouts)
 app.command()(calibrate_cmd.calibrate)
+app.add_typer(inspect_app, name="inspect")
 
 out = Console()
 err = Console(stderr=True)

@@ -1,0 +1,93 @@
+"""``lanegw inspect start/abort`` against a running daemon: an invalid order changes
+nothing, an aborted inspection ends with aborted records, and the lane then goes on."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+from simulators.lane import SimDevice, SimLane
+from tests.harness import running_lane, scenario_at_speed
+from tests.mosquitto import Mosquitto
+
+SCENARIO = Path(__file__).parents[2] / "simulators" / "scenarios" / "passing-car.yaml"
+VIN = "LSVAU2180N2183294"
+
+
+async def lanegw(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(60):
+        out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def speedometer_lane(lane: SimLane) -> Any:
+    bus = {"id": "com1", "url": lane.running["speedometer"].url}
+    device = {
+        "id": "speedometer",
+        "class": "speedometer_tester",
+        "protocol": "tlch10",
+        "bus": "com1",
+        "options": {"poll_interval_s": 0.05},
+    }
+    return [bus], [device]
+
+
+def start_args(config: str, inspection_id: str, vin: str = VIN) -> list[str]:
+    return [
+        "inspect",
+        "start",
+        "-c",
+        config,
+        "--inspection-id",
+        inspection_id,
+        "--plate",
+        "粤A12345",
+        "--vin",
+        vin,
+        "--items",
+        "S1",
+    ]
+
+
+async def test_abort_ends_the_inspection_and_the_lane_goes_on(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    # time scale 0.5: the speed ramp takes a couple of seconds, time to abort it
+    sims = SimLane(scenario_at_speed(SCENARIO, 0.5), [SimDevice("speedometer", "tlch10")])
+    config = str(tmp_path / "lane.yaml")
+    async with running_lane(tmp_path, mosquitto.port, sims, speedometer_lane) as (_, station):
+        code, _, err = await lanegw(*start_args(config, "44010012026112901", vin="BAD"))
+        assert code == 1 and "vin" in err
+
+        code, out, err = await lanegw(*start_args(config, "44010012026112902"))
+        assert code == 0, err
+        await station.wait_for(
+            lambda: any(
+                p["step"] == "speedometer_spinning" for p in station.messages.get("progress", [])
+            )
+        )
+        code, out, err = await lanegw("inspect", "abort", "44010012026112902", "-c", config)
+        assert code == 0 and "running" in out, err
+        await station.wait_for(lambda: len(station.unique_results()) >= 2)
+        item, summary = station.unique_results()[:2]
+        assert item["verdict"] == "aborted" and item["reason"] == "aborted by command"
+        assert summary["verdict"] == "aborted" and summary["inspection_id"] == "44010012026112902"
+
+        code, _, err = await lanegw("inspect", "abort", "44010012026112902", "-c", config)
+        assert code == 1 and "no inspection" in err
+
+        code, _, err = await lanegw(*start_args(config, "44010012026112903"))
+        assert code == 0, err
+        await station.wait_for(lambda: len(station.unique_results()) >= 4, timeout=60)
+        assert station.unique_results()[2]["verdict"] == "pass"

@@ -109,11 +109,18 @@ class BusMetrics:
         self._bus = bus
         self._on_port = on_port
         self.frame: FrameCallback = on_frame or _ignore_frame
+        # labelled children, looked up once (every request of every device passes here)
+        self._busy = metrics.bus_busy.labels(bus)
+        self._per_device: dict[str, tuple[Counter, Histogram]] = {}
 
     def request_done(self, device: str, seconds: float, error: DriverError | None) -> None:
         """Count the request, its time and its failure kind."""
-        self._m.requests.labels(device).inc()
-        self._m.response_time.labels(device).observe(seconds)
+        children = self._per_device.get(device)
+        if children is None:
+            children = (self._m.requests.labels(device), self._m.response_time.labels(device))
+            self._per_device[device] = children
+        children[0].inc()
+        children[1].observe(seconds)
         if isinstance(error, ResponseTimeout):
             self._m.timeouts.labels(device).inc()
         if error is not None:
@@ -125,7 +132,7 @@ class BusMetrics:
 
     def busy(self, seconds: float) -> None:
         """Accumulate busy time."""
-        self._m.bus_busy.labels(self._bus).inc(seconds)
+        self._busy.inc(seconds)
 
     def port_state(self, is_open: bool, reason: str) -> None:
         """Track the port state (and tell the gateway, for logs)."""

@@ -8,19 +8,25 @@ so it survives restarts without gaps.
 
 The bound is on bytes: past ``alarm_fraction`` of ``max_bytes`` the outbox is in alarm
 and the gateway refuses to start new inspections; records of inspections already
-running are still accepted (results are never dropped).
+running are still accepted (results are never dropped). A full disk counts the same:
+new inspections are refused while less than ``MIN_FREE_BYTES`` are free or the last
+record could not be written (its producer keeps it and retries); a delivered record
+that cannot be deleted stays and its deletion is retried.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
+
+import structlog
 
 from gateway.errors import OutboxFull
 from gateway.integrity import GENESIS_HASH, Sealed
@@ -38,6 +44,11 @@ CREATE TABLE IF NOT EXISTS records (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value NOT NULL);
 """
 
+
+log = structlog.get_logger("lanegw.outbox")
+
+#: free space on the outbox's disk below which new inspections are refused
+MIN_FREE_BYTES: Final = 1024 * 1024
 
 #: signs a record (parsed JSON) and links it to the previous hash
 SealFn = Callable[[dict[str, Any], str], Sealed]
@@ -90,6 +101,8 @@ class Outbox:
         ).fetchone()
         self._depth = int(depth)
         self._bytes = int(size)
+        self._write_error: str | None = None  # why the last record could not be stored
+        self._unremoved: list[tuple[str, list[int] | list[str]]] = []  # deletions to retry
         self.changed = asyncio.Event()
         if self._depth:
             self.changed.set()
@@ -136,12 +149,15 @@ class Outbox:
                     [("last_seq", seq), ("last_hash", new_hash)],
                 )
         except sqlite3.OperationalError as exc:
+            self._write_error = str(exc)
             raise OutboxFull(f"outbox write failed: {exc}") from exc
+        self._write_error = None
         self._last_seq = seq
         self._last_hash = new_hash
         self._depth += 1
         self._bytes += len(payload)
         self.changed.set()
+        self._retry_deletions()
         return record
 
     # delivering ------------------------------------------------------------------------
@@ -157,12 +173,24 @@ class Outbox:
             for seq, rid, payload, created, offline, attempts in rows
         ]
 
+    def oldest_seq(self) -> int | None:
+        """The sequence number of the oldest record still waiting, if any."""
+        if not self._depth:
+            return None
+        (seq,) = self._db.execute("SELECT MIN(seq) FROM records").fetchone()
+        return None if seq is None else int(seq)
+
     def mark_sent(self, seqs: Iterable[int]) -> None:
         """Count a delivery attempt (records kept until the server acknowledges them)."""
-        with self._db:
-            self._db.executemany(
-                "UPDATE records SET attempts = attempts + 1 WHERE seq = ?", [(s,) for s in seqs]
-            )
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")  # one transaction (one fsync), not one per row
+                self._db.executemany(
+                    "UPDATE records SET attempts = attempts + 1 WHERE seq = ?",
+                    [(s,) for s in seqs],
+                )
+        except sqlite3.OperationalError as exc:  # disk full: the count is only a flag
+            log.warning("outbox_write_failed", action="mark_sent", error=str(exc))
 
     def remove(self, seqs: Iterable[int]) -> int:
         """Delete delivered records by sequence number; returns how many went."""
@@ -173,11 +201,28 @@ class Outbox:
         return self._delete("record_id", list(record_ids))
 
     def _delete(self, column: str, keys: list[int] | list[str]) -> int:
+        return self._retry_deletions() + self._delete_now(column, keys)
+
+    def _retry_deletions(self) -> int:
+        """Delete what could not be deleted before (the disk was full)."""
+        retry, self._unremoved = self._unremoved, []
+        return sum(self._delete_now(column, keys) for column, keys in retry)
+
+    def _delete_now(self, column: str, keys: list[int] | list[str]) -> int:
         if not keys:
             return 0
+        try:
+            return self._delete_rows(column, keys)
+        except sqlite3.OperationalError as exc:  # disk full: keep them, delete them later
+            log.warning("outbox_write_failed", action="delete", records=len(keys), error=str(exc))
+            self._unremoved.append((column, keys))
+            return 0
+
+    def _delete_rows(self, column: str, keys: list[int] | list[str]) -> int:
         removed = 0
         freed = 0
         with self._db:
+            self._db.execute("BEGIN IMMEDIATE")  # all chunks in one transaction (one fsync)
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]
                 marks = ",".join("?" * len(chunk))
@@ -198,12 +243,29 @@ class Outbox:
 
     # state -----------------------------------------------------------------------------
     def require_room(self) -> None:
-        """Raise ``OutboxFull`` when the outbox is in alarm (refuse new inspections)."""
+        """Raise ``OutboxFull`` when the outbox is in alarm or its disk is full (refuse
+        new inspections)."""
         if self.alarm:
             raise OutboxFull(
                 f"outbox holds {self._bytes} bytes, over {self.alarm_bytes} of {self.max_bytes}:"
                 " new inspections are refused until the station receives the backlog"
             )
+        if self._write_error is not None:
+            raise OutboxFull(
+                f"the outbox cannot store records ({self._write_error}):"
+                " new inspections are refused until it can"
+            )
+        free = self.free_bytes()
+        if free < MIN_FREE_BYTES:
+            raise OutboxFull(
+                f"the disk holding the outbox has {free} bytes free, less than"
+                f" {MIN_FREE_BYTES}: new inspections are refused until space returns"
+            )
+
+    def free_bytes(self) -> int:
+        """Bytes free for this process on the outbox's file system."""
+        stat = os.statvfs(self.path.parent)
+        return stat.f_bavail * stat.f_frsize
 
     @property
     def alarm(self) -> bool:

@@ -3,7 +3,8 @@
 Inspection items, summaries, equipment checks and calibrations all come through here:
 the record gets its id (UUIDv7), the session and gateway identity and the configured
 identity of its devices, then the outbox numbers, seals and commits it. If the disk
-refuses the write, the record is kept in memory and retried: it is never dropped.
+refuses the write (of the record, or of evidence it names that is still waiting to be
+written), the record is kept in memory and retried: it is never dropped.
 """
 
 from __future__ import annotations
@@ -82,8 +83,9 @@ class RecordProducer:
 
         while True:
             try:
+                gw.evidence.flush()  # the evidence a record names is on disk before it
                 record = gw.outbox.add(build, offline=not gw.link.connected, seal=gw.sealer.seal)
-            except OutboxFull as exc:
+            except (OutboxFull, OSError) as exc:
                 log.error("record_not_stored_retrying", item=draft.item_code, error=str(exc))
                 await asyncio.sleep(RETRY_S)
                 continue

@@ -4,6 +4,12 @@ An endpoint accepts one peer at a time and hands the simulator a ``SimLink`` to 
 requests from and write replies to; replies pass through the simulator's ``FaultPlan``.
 A PTY endpoint also keeps a stable symlink to its ``/dev/pts/N`` (as udev does for
 ``/dev/serial/by-id``), so a driver can reopen "the same port" after it disappears.
+
+Pacing (``byte_time_s``, off by default): a real serial line carries one character per
+``bits / baud`` seconds. A paced link hands a request to the simulator only once its
+last byte would have arrived, and writes a reply byte by byte as the line would deliver
+it, so a driver meets the timing of a real 9600-baud instrument (the benchmark measures
+line efficiency with it). ``byte_time(9600)`` is the time of one 8N1 character.
 """
 
 from __future__ import annotations
@@ -20,12 +26,18 @@ from typing import Any
 from simulators.faults import Fault, FaultPlan
 
 
+def byte_time(baudrate: int, bits_per_char: int = 10) -> float:
+    """Seconds one character occupies the line (8N1: 1 start + 8 data + 1 stop bit)."""
+    return bits_per_char / baudrate
+
+
 class SimLink:
     """The device side of one connection: read requests, write replies with faults."""
 
-    def __init__(self, faults: FaultPlan, nak: bytes = b"\x15") -> None:
+    def __init__(self, faults: FaultPlan, nak: bytes = b"\x15", byte_time_s: float = 0.0) -> None:
         self.faults = faults
         self.nak = nak
+        self.byte_time_s = byte_time_s
         self._incoming: asyncio.Queue[bytes] = asyncio.Queue()
         self._writer: Callable[[bytes], None] = lambda _data: None
         self._held = b""
@@ -41,8 +53,30 @@ class SimLink:
         self._incoming.put_nowait(data)
 
     async def read(self) -> bytes:
-        """Wait for the next chunk of bytes from the peer."""
-        return await self._incoming.get()
+        """Wait for the next chunk of bytes from the peer (paced: once it has crossed)."""
+        data = await self._incoming.get()
+        if self.byte_time_s:
+            loop = asyncio.get_running_loop()
+            await _sleep_until(loop, loop.time() + len(data) * self.byte_time_s)
+        return data
+
+    async def _write_paced(self, data: bytes) -> None:
+        """Write ``data`` as the line delivers it: each byte once its last bit is through.
+
+        Bytes on the way may come a little late and in twos (the loop's timers have a
+        millisecond's grain); the last one, which completes the frame, is on time.
+        """
+        loop = asyncio.get_running_loop()
+        start, sent = loop.time(), 0
+        while sent < len(data):
+            arrived = min(len(data), int((loop.time() - start) / self.byte_time_s))
+            if arrived > sent:
+                self._writer(data[sent:arrived])
+                sent = arrived
+            elif sent == len(data) - 1:
+                await _sleep_until(loop, start + len(data) * self.byte_time_s)
+            else:
+                await asyncio.sleep(start + (sent + 1) * self.byte_time_s - loop.time())
 
     def write_raw(self, data: bytes) -> None:
         """Write without faults (used by the fault logic itself)."""
@@ -52,8 +86,11 @@ class SimLink:
         """Send one reply frame, applying the next pending fault, if any."""
         spec = self.faults.next_fault()
         if spec is None:
-            self._writer(self._held + reply)
-            self._held = b""
+            data, self._held = self._held + reply, b""
+            if self.byte_time_s:
+                await self._write_paced(data)
+            else:
+                self._writer(data)
             return
         match spec.fault:
             case Fault.NO_REPLY:
@@ -81,14 +118,26 @@ class SimLink:
 
 Handler = Callable[[SimLink], Coroutine[Any, Any, None]]
 
+#: the event loop's selector waits in whole milliseconds: the last stretch is spun
+_SPIN_S = 0.0015
+
+
+async def _sleep_until(loop: asyncio.AbstractEventLoop, when: float) -> None:
+    """Sleep until ``when`` (loop time) within a few microseconds, not a millisecond."""
+    while (remaining := when - loop.time()) > 0:  # noqa: ASYNC110 (a timed wait, not a poll)
+        await asyncio.sleep(remaining - _SPIN_S if remaining > 2 * _SPIN_S else 0)
+
 
 class Endpoint(ABC):
     """Hosts one simulator handler; subclasses provide the byte pipe."""
 
-    def __init__(self, handler: Handler, faults: FaultPlan, nak: bytes = b"\x15") -> None:
+    def __init__(
+        self, handler: Handler, faults: FaultPlan, nak: bytes = b"\x15", byte_time_s: float = 0.0
+    ) -> None:
         self._handler = handler
         self.faults = faults
         self._nak = nak
+        self.byte_time_s = byte_time_s  # > 0: paced like a serial line (see the module doc)
 
     @property
     @abstractmethod
@@ -117,8 +166,9 @@ class TcpEndpoint(Endpoint):
         host: str = "127.0.0.1",
         port: int = 0,
         nak: bytes = b"\x15",
+        byte_time_s: float = 0.0,
     ) -> None:
-        super().__init__(handler, faults, nak)
+        super().__init__(handler, faults, nak, byte_time_s)
         self.host = host
         self.port = port
         self.ready = asyncio.Event()
@@ -144,7 +194,7 @@ class TcpEndpoint(Endpoint):
                 writer.close()
                 return
             async with busy:
-                link = SimLink(self.faults, self._nak)
+                link = SimLink(self.faults, self._nak, self.byte_time_s)
                 link.attach(writer.write)
                 task = asyncio.current_task()
                 assert task is not None
@@ -183,9 +233,14 @@ class PtyEndpoint(Endpoint):
     """A pseudo-terminal pair; the driver opens the slave (or the stable symlink)."""
 
     def __init__(
-        self, handler: Handler, faults: FaultPlan, symlink: Path | None = None, nak: bytes = b"\x15"
+        self,
+        handler: Handler,
+        faults: FaultPlan,
+        symlink: Path | None = None,
+        nak: bytes = b"\x15",
+        byte_time_s: float = 0.0,
     ) -> None:
-        super().__init__(handler, faults, nak)
+        super().__init__(handler, faults, nak, byte_time_s)
         self.symlink = symlink
         self.slave_path = ""
         self.ready = asyncio.Event()
@@ -229,7 +284,7 @@ class PtyEndpoint(Endpoint):
 
     async def _serve_once(self) -> float:
         loop = asyncio.get_running_loop()
-        link = SimLink(self.faults, self._nak)
+        link = SimLink(self.faults, self._nak, self.byte_time_s)
         master = self._master
 
         def write(data: bytes) -> None:

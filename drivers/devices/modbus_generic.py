@@ -109,6 +109,9 @@ class ModbusDevice:
         self.unit = unit
         self._bus = bus
         self._plan = regmap.plan()
+        #: map order of the points, and the plan's decoders (made once, not per poll)
+        self._order = {p.name: i for i, p in enumerate(regmap.bound_points)}
+        self._decoders = {block: regmap.block_decoder(block) for block in self._plan}
         #: reads rejected because a value was implausible
         self.rejected = 0
 
@@ -136,12 +139,13 @@ class ModbusDevice:
         return (await self.read(name))[name]
 
     async def _read(self, blocks: tuple[ReadBlock, ...]) -> ModbusReading:
-        order = {p.name: i for i, p in enumerate(self.regmap.bound_points)}
+        order = self._order
+        decoders = [self._decoders.get(b) or self.regmap.block_decoder(b) for b in blocks]
 
         def decode(data: list[list[int]]) -> ModbusReading:
             values: dict[str, Value] = {}
-            for block, words in zip(blocks, data, strict=True):
-                values.update(self.regmap.decode_block(block, words))
+            for decode_block, words in zip(decoders, data, strict=True):
+                values.update(decode_block(words))
             return ModbusReading(tuple(sorted(values.items(), key=lambda kv: order[kv[0]])))
 
         try:

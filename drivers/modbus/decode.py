@@ -31,9 +31,10 @@ register map turns that into the driver error tree.
 from __future__ import annotations
 
 import enum
+import functools
 import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final
@@ -86,11 +87,21 @@ _STRUCT: Final[dict[DataType, str]] = {
 }
 
 
+#: precompiled per type (decoding runs for every point of every poll: keep it lean)
+_STRUCTS: Final[dict[DataType, struct.Struct]] = {
+    t: struct.Struct(">" + f) for t, f in _STRUCT.items()
+}
+_COUNTS: Final[dict[DataType, int]] = {
+    **{t: s.size // 2 for t, s in _STRUCTS.items()},
+    DataType.BITS: 1,
+    DataType.BOOL: 1,
+}
+_WORDS: Final[dict[int, struct.Struct]] = {n: struct.Struct(f">{n}H") for n in (1, 2, 4)}
+
+
 def register_count(dtype: DataType) -> int:
     """How many registers (or, for ``bool``, bits) a value of ``dtype`` occupies."""
-    if dtype.is_bit:
-        return 1
-    return struct.calcsize(">" + _STRUCT[dtype]) // 2
+    return _COUNTS[dtype]
 
 
 def raw_range(dtype: DataType) -> tuple[int, int]:
@@ -114,14 +125,17 @@ def words_to_raw(
     words: Sequence[int], dtype: DataType, byte_order: Order, word_order: Order
 ) -> int | float:
     """Decode the raw number held in ``words`` (exactly ``register_count`` of them)."""
-    count = register_count(dtype)
-    if len(words) != count or dtype.is_bit:
+    count = _COUNTS[dtype]
+    if len(words) != count or dtype is DataType.BITS or dtype is DataType.BOOL:
         raise ValueError(f"{dtype.value} needs {count} register(s), got {len(words)}")
-    if any(not 0 <= w <= 0xFFFF for w in words):
-        raise ValueError(f"register values must be 0..65535: {list(words)}")
-    ordered = _order_words(list(words), byte_order, word_order)
-    data = b"".join(w.to_bytes(2, "big") for w in ordered)
-    value: int | float = struct.unpack(">" + _STRUCT[dtype], data)[0]
+    packer = _WORDS[count]
+    try:
+        data = packer.pack(*words)  # also checks that every word is 0..65535
+    except struct.error:
+        raise ValueError(f"register values must be 0..65535: {list(words)}") from None
+    if byte_order is Order.LITTLE or word_order is Order.LITTLE:
+        data = packer.pack(*_order_words(list(words), byte_order, word_order))
+    value: int | float = _STRUCTS[dtype].unpack(data)[0]
     return value
 
 
@@ -132,7 +146,7 @@ def raw_to_words(
     if dtype.is_bit:
         raise ValueError(f"{dtype.value} is not a register type")
     try:
-        data = struct.pack(">" + _STRUCT[dtype], raw)
+        data = _STRUCTS[dtype].pack(raw)
     except (struct.error, OverflowError) as exc:
         raise ValueError(f"{raw!r} does not fit {dtype.value}: {exc}") from None
     words = [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
@@ -149,6 +163,7 @@ def set_bit(word: int, bit: int, value: bool) -> int:
     return word | (1 << bit) if value else word & ~(1 << bit) & 0xFFFF
 
 
+@functools.cache
 def _decimals(number: float) -> int:
     exponent = Decimal(repr(number)).as_tuple().exponent
     return max(0, -exponent) if isinstance(exponent, int) else 0
@@ -186,14 +201,19 @@ class ValueCodec:
         raw = words_to_raw(words, self.dtype, self.byte_order, self.word_order)
         return self.scaled(raw)
 
+    def decoder(self) -> Callable[[Sequence[int]], Value]:
+        """``decode`` with every per-point choice made once (for the per-poll hot path)."""
+        return _compiled(self)
+
     def scaled(self, raw: int | float) -> Value:
         """Engineering value of a raw number."""
-        if self.dtype.is_float:
-            return raw * self.scale + self.offset if not self.is_identity else raw
-        if self.is_identity:
+        scale, offset = self.scale, self.offset
+        identity = scale == 1 and offset == 0
+        if self.dtype is DataType.FLOAT32 or self.dtype is DataType.FLOAT64:
+            return raw * scale + offset if not identity else raw
+        if identity:
             return int(raw)
-        digits = max(_decimals(self.scale), _decimals(self.offset))
-        return round(raw * self.scale + self.offset, digits)
+        return round(raw * scale + offset, max(_decimals(scale), _decimals(offset)))
 
     def to_raw(self, value: Value) -> int | float:
         """Raw number for an engineering value; ``ValueError`` when out of the type."""
@@ -213,3 +233,31 @@ class ValueCodec:
     def encode(self, value: Value) -> list[int]:
         """Registers holding ``value`` (not for bit points)."""
         return raw_to_words(self.to_raw(value), self.dtype, self.byte_order, self.word_order)
+
+
+@functools.cache
+def _compiled(codec: ValueCodec) -> Callable[[Sequence[int]], Value]:
+    """A function equal to ``codec.decode`` for the common case: plain big-endian words."""
+    dtype = codec.dtype
+    if dtype.is_bit or codec.byte_order is Order.LITTLE or codec.word_order is Order.LITTLE:
+        return codec.decode
+    count = _COUNTS[dtype]
+    pack, unpack = _WORDS[count].pack, _STRUCTS[dtype].unpack
+    scale, offset = codec.scale, codec.offset
+    identity, is_float = codec.is_identity, dtype.is_float
+    digits = max(_decimals(scale), _decimals(offset))
+
+    def decode(words: Sequence[int]) -> Value:
+        if len(words) != count:
+            raise ValueError(f"{dtype.value} needs {count} register(s), got {len(words)}")
+        try:
+            raw = unpack(pack(*words))[0]
+        except struct.error:
+            raise ValueError(f"register values must be 0..65535: {list(words)}") from None
+        if identity:
+            return raw  # type: ignore[no-any-return]
+        if is_float:
+            return raw * scale + offset  # type: ignore[no-any-return]
+        return round(raw * scale + offset, digits)  # type: ignore[no-any-return]
+
+    return decode

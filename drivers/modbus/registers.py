@@ -26,7 +26,7 @@ from __future__ import annotations
 import enum
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -34,7 +34,14 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraint
 
 from drivers.devices.base import DeviceClass
 from drivers.errors import ProtocolError
-from drivers.modbus.decode import DataType, Order, Value, ValueCodec, raw_range, raw_to_words
+from drivers.modbus.decode import (
+    DataType,
+    Order,
+    Value,
+    ValueCodec,
+    raw_range,
+    raw_to_words,
+)
 from drivers.modbus.planner import (
     MAX_READ_BITS,
     MAX_READ_REGISTERS,
@@ -192,6 +199,12 @@ class BoundCommand:
     value: bool | int
 
 
+#: decoding one point of a block: name, slice of the reply, decoder (None: a bit), check
+_DecodeStep = tuple[
+    str, int, int, Callable[[Sequence[int]], Value] | None, Callable[[Value], Value]
+]
+
+
 class RegisterMap(_Model):
     """A whole map file, validated."""
 
@@ -293,21 +306,34 @@ class RegisterMap(_Model):
 
     def decode_block(self, block: ReadBlock, data: Sequence[int]) -> dict[str, Value]:
         """Values of the block's points from its registers (or 0/1 bits), range-checked."""
-        if len(data) < block.count:
-            raise ProtocolError(f"{block.table} block at {block.address}: short reply")
-        values: dict[str, Value] = {}
+        return self.block_decoder(block)(data)
+
+    def block_decoder(self, block: ReadBlock) -> Callable[[Sequence[int]], dict[str, Value]]:
+        """``decode_block`` for one block with the per-point work done once (drivers keep it)."""
+        steps: list[_DecodeStep] = []
         for name in block.names:
             point = self._bound[name]
             start = point.address - block.address
-            if block.table.is_bit:
-                value: Value = bool(data[start])
-            else:
-                try:
-                    value = point.codec.decode(data[start : start + point.count])
-                except ValueError as exc:
-                    raise ProtocolError(f"{name}: {exc}") from None
-            values[name] = point.check(value)
-        return values
+            decode = None if block.table.is_bit else point.codec.decoder()
+            steps.append((name, start, start + point.count, decode, point.check))
+        where = f"{block.table} block at {block.address}"
+
+        def decode_block(data: Sequence[int]) -> dict[str, Value]:
+            if len(data) < block.count:
+                raise ProtocolError(f"{where}: short reply")
+            values: dict[str, Value] = {}
+            for name, start, end, decode, check in steps:
+                if decode is None:  # a bit table: one 0/1 per address
+                    value: Value = bool(data[start])
+                else:
+                    try:
+                        value = decode(data[start:end])
+                    except ValueError as exc:
+                        raise ProtocolError(f"{name}: {exc}") from None
+                values[name] = check(value)
+            return values
+
+        return decode_block
 
     def image(self, table: Table, values: Mapping[str, Value]) -> dict[int, int]:
         """Wire address -> register (or 0/1 bit) holding ``values`` (simulator side).

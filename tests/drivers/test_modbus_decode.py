@@ -172,3 +172,30 @@ def test_scaled_values_round_trip_to_the_same_raw(
     raw = data.draw(st.integers(max(low, -(2**40)), min(high, 2**40)))
     codec = ValueCodec(dtype, scale=scale, offset=offset)
     assert codec.to_raw(codec.scaled(raw)) == raw
+
+
+@given(
+    typed_raws(),
+    orders,
+    orders,
+    st.sampled_from([1.0, 0.1, 0.01, 0.25, 100.0]),
+    st.sampled_from([0.0, -40.0, 0.5]),
+)
+def test_the_compiled_decoder_equals_decode(
+    typed: tuple[DataType, int | float],
+    byte_order: Order,
+    word_order: Order,
+    scale: float,
+    offset: float,
+) -> None:
+    """``decoder()`` (the per-poll fast path) gives exactly what ``decode`` gives."""
+    dtype, raw = typed
+    codec = ValueCodec(dtype, byte_order, word_order, scale, offset)
+    words = raw_to_words(raw, dtype, byte_order, word_order)
+    expected = codec.decode(words)
+    got = codec.decoder()(words)
+    assert type(got) is type(expected)
+    assert got == expected or (math.isnan(got) and math.isnan(expected))
+    for bad in ([*words, 0], [70000] * len(words)):
+        with pytest.raises(ValueError, match=r"needs|0\.\.65535"):
+            codec.decoder()(bad)

@@ -36,6 +36,7 @@ from gateway.maintenance.lockouts import CheckLog, lockout_reasons
 from gateway.metrics import BusMetrics, Metrics, serve_metrics
 from gateway.mqtt import MqttLink
 from gateway.outbox import Outbox
+from gateway.plausibility import FingerprintBook, PlausibilityChecker
 from gateway.portlock import PortBusy, PortLock
 from gateway.producer import RecordProducer
 from gateway.records import (
@@ -129,6 +130,14 @@ class Gateway:
             self.offline_state,
             self.commands.handle,
             read_mqtt_password(cfg.mqtt),
+        )
+        self.plausibility = PlausibilityChecker(
+            cfg.plausibility,
+            cfg.devices,
+            FingerprintBook(
+                cfg.state_dir / "plausibility.sqlite3", cfg.plausibility.remembered_curves
+            ),
+            self.evidence.get,
         )
         self.producer = RecordProducer(self)
         self.checks = CheckLog(cfg.state_dir / "maintenance" / "checks.jsonl")

@@ -127,6 +127,13 @@ class Certificate(_Model):
     expires: date
 
 
+#: full-scale quantities a device's measuring range can name (what the plausibility
+#: checks compare raw values with; see docs/records.md, "Plausibility flags")
+RANGE_QUANTITIES: frozenset[str] = frozenset(
+    {"force_dan", "wheel_load_kg", "co_pct", "hc_ppm", "co2_pct", "no_ppm", "opacity_k_m1"}
+)
+
+
 class Identity(_Model):
     """Who the device is, carried into every record it contributes to."""
 
@@ -134,6 +141,21 @@ class Identity(_Model):
     model: str | None = None
     serial: str | None = None
     certificate: Certificate | None = None
+    ranges: dict[str, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=dict,
+        description="measuring range from the nameplate or certificate, full scale per "
+        "quantity, e.g. {force_dan: 3000} for a 30 kN-per-wheel brake tester",
+    )
+
+    @model_validator(mode="after")
+    def _known_quantities(self) -> Identity:
+        unknown = sorted(set(self.ranges) - RANGE_QUANTITIES)
+        if unknown:
+            raise ValueError(
+                f"unknown range quantity {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(RANGE_QUANTITIES))}"
+            )
+        return self
 
 
 class DeviceConfig(_Model):
@@ -164,6 +186,25 @@ class DeviceConfig(_Model):
             )
         spec.options.model_validate(self.options)
         return self
+
+
+class PlausibilityConfig(_Model):
+    """Heuristics that flag (never block) records whose raw data look manipulated."""
+
+    enabled: bool = True
+    min_curve_samples: int = Field(
+        default=30, ge=5, description="shorter curves are not judged for noise or identity"
+    )
+    noise_free_fraction: float = Field(
+        default=0.6,
+        gt=0,
+        le=1,
+        description="a curve is 'without noise' when at least this fraction of its second "
+        "differences (over the braking part, in whole daN) is exactly zero",
+    )
+    remembered_curves: int = Field(
+        default=100_000, ge=100, description="curve fingerprints kept to spot repeated curves"
+    )
 
 
 class LockoutPolicy(_Model):
@@ -204,6 +245,7 @@ class LaneConfig(_Model):
     buses: list[BusConfig] = Field(min_length=1)
     devices: list[DeviceConfig] = Field(min_length=1)
     lockouts: LockoutPolicy = LockoutPolicy()
+    plausibility: PlausibilityConfig = PlausibilityConfig()
     procedure_time_scale: float = Field(
         default=1.0,
         gt=0,

@@ -72,6 +72,12 @@ class Metrics:
         self.outbox_alarm = Gauge("lanegw_outbox_alarm", "1 when near the bound", registry=registry)
         self.produced = Counter("lanegw_records_produced", "Records committed", registry=registry)
         self.delivered = Counter("lanegw_records_delivered", "Records delivered", registry=registry)
+        self.plausibility_flags = Counter(
+            "lanegw_plausibility_flags",
+            "Plausibility flags put on records",
+            ["code"],
+            registry=registry,
+        )
         self.publish_latency = Histogram(
             "lanegw_publish_latency_seconds",
             "Publish to PUBACK",

@@ -18,7 +18,15 @@ import structlog
 import uuid6
 
 from gateway.errors import OutboxFull
-from gateway.records import DeviceRef, Evidence, Measurement, RecordKind, ResultRecord, Verdict
+from gateway.records import (
+    DeviceRef,
+    Evidence,
+    Flag,
+    Measurement,
+    RecordKind,
+    ResultRecord,
+    Verdict,
+)
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -46,6 +54,7 @@ class RecordDraft:
     evidence: list[Evidence] = field(default_factory=list)
     inspection_id: str | None = None
     attempt: int = 1
+    flags: list[Flag] = field(default_factory=list)
 
 
 class RecordProducer:
@@ -57,6 +66,7 @@ class RecordProducer:
     async def produce(self, draft: RecordDraft) -> ResultRecord:
         """Commit a record; returns it once it is durable."""
         gw = self._gw
+        flags = draft.flags + self._plausibility_flags(draft)
 
         def build(seq: int) -> ResultRecord:
             return ResultRecord(
@@ -77,6 +87,7 @@ class RecordProducer:
                 reason=draft.reason,
                 limit_set=draft.limit_set,
                 evidence=draft.evidence,
+                flags=flags,
                 started_at=draft.started_at,
                 finished_at=draft.finished_at,
             )
@@ -98,6 +109,23 @@ class RecordProducer:
                 verdict=record.verdict.value,
             )
             return record
+
+    def _plausibility_flags(self, draft: RecordDraft) -> list[Flag]:
+        """Flags for the draft's evidence; a check that cannot run never holds a record up."""
+        gw = self._gw
+        try:
+            flags = gw.plausibility.check(
+                draft.evidence, draft.devices, draft.inspection_id, draft.item_code, draft.attempt
+            )
+        except (OSError, ValueError) as exc:  # evidence unreadable: the record goes out
+            log.error("plausibility_check_failed", item=draft.item_code, error=str(exc))
+            return []
+        for flag in flags:
+            gw.metrics.plausibility_flags.labels(flag.code).inc()
+            log.warning(
+                "record_flagged", item=draft.item_code, flag=flag.code, message=flag.message
+            )
+        return flags
 
     def device_refs(self, device_ids: list[str]) -> list[DeviceRef]:
         """The configured identity of each device."""

@@ -87,6 +87,20 @@ class Evidence(_Model):
 
 RecordKind = Literal["item", "summary", "calibration", "check"]
 
+FlagCode = Literal["identical_curve", "no_noise", "above_range", "diluted_sample"]
+
+
+class Flag(_Model):
+    """A plausibility warning: the values look manipulated or impossible. Never a verdict."""
+
+    code: FlagCode = Field(
+        description="identical_curve: the same curve was recorded for another item; "
+        "no_noise: a curve without sensor noise; above_range: a value beyond the device's "
+        "measuring range; diluted_sample: CO+CO2 below the dilution minimum while sampling"
+    )
+    message: str
+    evidence: str | None = Field(default=None, description="SHA-256 of the evidence concerned")
+
 
 class ResultRecord(_Model):
     """A result record: one test item (or inspection summary) of one vehicle on one lane."""
@@ -109,6 +123,9 @@ class ResultRecord(_Model):
     reason: str | None = Field(default=None, description="why aborted or flagged")
     limit_set: str | None = None
     evidence: list[Evidence] = Field(default_factory=list)
+    flags: list[Flag] = Field(
+        default_factory=list, description="plausibility warnings; they never change a verdict"
+    )
     started_at: datetime
     finished_at: datetime
     prev_hash: str = Field(

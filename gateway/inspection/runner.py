@@ -28,7 +28,16 @@ from gateway.inspection.items import (
 from gateway.inspection.order import InspectionOrder
 from gateway.inspection.procedures import PROCEDURES
 from gateway.producer import RecordDraft
-from gateway.records import Measurement, Progress, RecordKind, Scalar, Verdict, utc_now
+from gateway.records import (
+    Flag,
+    Measurement,
+    Progress,
+    RecordKind,
+    ResultRecord,
+    Scalar,
+    Verdict,
+    utc_now,
+)
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -132,6 +141,7 @@ class InspectionRunner:
         started = utc_now()
         self._progress(order, None, "inspection_started", f"{order.plate}: inspection started")
         verdicts: dict[str, Verdict] = {}
+        flags: list[Flag] = []  # the items' plausibility flags, repeated on the summary
         state = InspectionState()
         for code in order.items:
             item_started = utc_now()
@@ -140,7 +150,9 @@ class InspectionRunner:
             else:
                 outcome = await self._run_item(order, code, state)
             verdicts[code] = outcome.verdict
-            await self._produce(order, code, outcome, item_started, utc_now())
+            record = await self._produce(order, code, outcome, item_started, utc_now())
+            flags += [flag.model_copy(update={"message": f"{code}: {flag.message}"})
+                      for flag in record.flags]  # fmt: skip
             self._progress(
                 order,
                 code,
@@ -148,6 +160,7 @@ class InspectionRunner:
                 f"{code}: {outcome.verdict.value}",
                 verdict=outcome.verdict.value,
                 reason=outcome.reason,
+                flags=",".join(sorted({flag.code for flag in record.flags})) or None,
             )
         item_verdicts = [
             Measurement(name=f"{code}_verdict", value=v.value) for code, v in verdicts.items()
@@ -157,7 +170,9 @@ class InspectionRunner:
             item_verdicts + state.summary,
             name="whole-vehicle summary",
         )
-        await self._produce(order, "summary", summary, started, utc_now(), kind="summary")
+        await self._produce(
+            order, "summary", summary, started, utc_now(), kind="summary", flags=flags
+        )
         self._progress(
             order,
             None,
@@ -218,9 +233,10 @@ class InspectionRunner:
         started: datetime,
         finished: datetime,
         kind: RecordKind = "item",
-    ) -> None:
+        flags: list[Flag] | None = None,
+    ) -> ResultRecord:
         """Commit the item's record (durable before this returns)."""
-        await self._gw.producer.produce(
+        return await self._gw.producer.produce(
             RecordDraft(
                 item_code=code,
                 kind=kind,
@@ -235,6 +251,7 @@ class InspectionRunner:
                 finished_at=finished,
                 inspection_id=order.inspection_id,
                 attempt=order.attempt,
+                flags=flags or [],
             )
         )
 

@@ -248,6 +248,9 @@ async def test_invalid_tests_and_wrong_orders_are_aborted(lane: Lane) -> None:
     assert dilution["limit"]["confidence"] == "mem" and dilution["value"] < 6.0
     document = lane.evidence(record)
     assert document["states"][-4:] == ["HIGH_IDLE_MEASURING", "INVALID", "PROBE_OUT", "DONE"]
+    (flag,) = record["flags"]  # every measuring second was diluted: flagged, with its data
+    assert flag["code"] == "diluted_sample" and "below 6 %" in flag["message"]
+    assert flag["evidence"] in {e["sha256"] for e in record["evidence"]}
 
     record = await lane.inspect("emission-petrol-slow-engine.yaml", ["TSI"], **PETROL)
     assert record["verdict"] == "aborted"

@@ -144,6 +144,7 @@ class RecordProducer:
                     serial=cfg.identity.serial,
                     certificate=cert.number if cert else None,
                     certificate_expires=cert.expires.isoformat() if cert else None,
+                    calibration_ref=",".join(self._gw.calibrations.in_force(cfg.id)) or None,
                 )
             )
         return refs

@@ -148,6 +148,12 @@ class CalibrationBook:
         stack = self._stack(device, channel)
         return Linear(stack[-1].gain, stack[-1].offset) if stack else Linear()
 
+    def in_force(self, device: str) -> list[str]:
+        """Record ids of the calibrations in force on ``device``, one per calibrated channel."""
+        channels = {e.channel for e in self._history.get(device, [])}
+        tops = (self._stack(device, channel) for channel in sorted(channels))
+        return [stack[-1].record_id for stack in tops if stack and stack[-1].record_id]
+
     def _stack(self, device: str, channel: str) -> list[CalibrationEntry]:
         stack: list[CalibrationEntry] = []
         for entry in self._history.get(device, []):

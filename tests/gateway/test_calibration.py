@@ -11,7 +11,13 @@ from typing import Any
 
 import pytest
 
-from gateway.maintenance.calibration import CalibrationError, Linear, fit
+from gateway.maintenance.calibration import (
+    CalibrationBook,
+    CalibrationEntry,
+    CalibrationError,
+    Linear,
+    fit,
+)
 from simulators.lane import SimDevice, SimLane
 from tests.harness import running_lane, scenario_at_speed
 from tests.mosquitto import Mosquitto
@@ -144,3 +150,21 @@ async def test_calibration_applies_rolls_back_and_is_recorded(
             "calibration:rollback",
         ]
         assert records[0]["devices"][0]["id"] == "weigher"
+
+
+def test_records_name_the_calibrations_in_force(tmp_path: Path) -> None:
+    """DeviceRef.calibration_ref: the record ids of the calibrations in force, per channel;
+    a rollback puts the previous one back in force, and the book survives a restart."""
+    book = CalibrationBook(tmp_path)
+    assert book.in_force("brake") == []
+
+    def entry(channel: str, action: str, record_id: str | None) -> CalibrationEntry:
+        return CalibrationEntry("brake", channel, action, 1.01, -2.0, 0.0, record_id=record_id)
+
+    book.add(entry("force_left_dan", "calibrate", "rec-1"))
+    book.add(entry("force_left_dan", "calibrate", "rec-2"))
+    book.add(entry("force_right_dan", "calibrate", "rec-3"))
+    assert book.in_force("brake") == ["rec-2", "rec-3"]
+    book.add(entry("force_left_dan", "rollback", None))
+    assert CalibrationBook(tmp_path).in_force("brake") == ["rec-1", "rec-3"]
+    assert book.in_force("weigher") == []

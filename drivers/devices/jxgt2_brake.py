@@ -146,19 +146,30 @@ class BrakeTestResult(Reading):
 
 
 def growth_phase_summary(
-    left: Sequence[float], right: Sequence[float]
+    left: Sequence[float], right: Sequence[float], lock_drop_ratio: float = 0.15
 ) -> tuple[float, float, float, float]:
     """Max left, max right, and the (left, right) pair whose difference peaked while forces grew.
 
-    The growth phase runs to the sample where the later side reaches its maximum, so the
-    fall of a wheel that locked afterwards does not count as an imbalance.
+    The growth phase (制动力增长全过程) runs to the sample where the later side reaches its
+    maximum, and ends earlier when a wheel locks: once a side has fallen more than
+    ``lock_drop_ratio`` below its own running maximum it is sliding, no longer building
+    up, so its fall does not count as an imbalance.
     """
     if not left or not right:
         return 0.0, 0.0, 0.0, 0.0
     peak_left = max(range(len(left)), key=left.__getitem__)
     peak_right = max(range(len(right)), key=right.__getitem__)
-    growth = range(min(len(left), len(right), max(peak_left, peak_right) + 1))
-    at = max(growth, key=lambda i: abs(left[i] - right[i]))
+    end = min(len(left), len(right), max(peak_left, peak_right) + 1)
+    keep = 1.0 - lock_drop_ratio
+    for side, peak in ((left, left[peak_left]), (right, right[peak_right])):
+        top = 0.0
+        for i in range(end):
+            top = max(top, side[i])
+            # only near its peak can a wheel lock; below, a dip is noise on the drag
+            if top >= peak / 2 and side[i] < keep * top:
+                end = i  # this wheel locked here: the build-up is over
+                break
+    at = max(range(max(1, end)), key=lambda i: abs(left[i] - right[i]))
     return left[peak_left], right[peak_right], left[at], right[at]
 
 
@@ -252,7 +263,7 @@ class _StreamCapture:
         """The maxima computed from the stream (when the result frame is not fetched)."""
         left = [s.force_left_dan for s in self.samples]
         right = [s.force_right_dan for s in self.samples]
-        return BrakeMaxima(*growth_phase_summary(left, right))
+        return BrakeMaxima(*growth_phase_summary(left, right, self._options.lock_drop_ratio))
 
 
 class Jxgt2BrakeTester:

@@ -19,6 +19,7 @@ from drivers.devices.jxgt2_brake import (
     Jxgt2BrakeTester,
     Jxgt2Options,
     WheelLoads,
+    growth_phase_summary,
 )
 from drivers.errors import (
     ChecksumError,
@@ -352,3 +353,18 @@ async def test_ten_seconds_of_stream_at_100_hz_without_loss() -> None:
         assert len(result.samples) / 100 >= 10.0  # seconds of stream at the device rate
         span = result.samples[-1].received_s - result.samples[0].received_s
         assert (expected - 1) / span == pytest.approx(100, rel=0.05)
+
+
+def test_a_wheel_locking_early_ends_the_growth_phase() -> None:
+    """The process difference (过程差) is taken while forces build up: the right wheel
+    locks at 300 daN and slides at 210 while the left one keeps rising to 400; the pair
+    at the largest difference is the one just before the lock-up, not a sliding one."""
+    left = [5, 50, 100, 150, 200, 250, 290, 320, 350, 380, 400, 400]
+    right = [5, 60, 120, 180, 240, 300, 240, 210, 210, 210, 210, 210]
+    assert growth_phase_summary(left, right) == (400, 300, 250, 300)
+    # noise on the drag before braking is not a lock-up
+    left = [6, 4, 6, 3, 50, 100, 150, 200]
+    right = [5, 5, 2, 5, 40, 90, 120, 150]
+    assert growth_phase_summary(left, right) == (200, 150, 200, 150)
+    # without a lock-up, the phase runs to the later peak
+    assert growth_phase_summary([0, 100, 200], [0, 150, 160]) == (200, 160, 100, 150)

@@ -5,6 +5,7 @@ cause does (a passing check, a renewed certificate in the config)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -54,6 +55,24 @@ class CheckLog:
     def latest(self, device: str, kind: str) -> CheckEntry | None:
         """The last check of this kind on this device."""
         return self._latest.get((device, kind))
+
+
+#: the five-point check: five runs (one cylinder each) make one check
+FIVE_POINT, FIVE_POINTS = "five_point", 5
+#: the five points must be done within this time of each other to count as one check
+FIVE_POINT_WINDOW_S = 2 * 3600
+
+
+def log_five_point(log: CheckLog, entry: CheckEntry, point: int) -> None:
+    """Log one point as ``five_point:N``; a failed point fails the five-point check at once,
+    the last of five passed points (all within the window) passes it."""
+    log.append(dataclasses.replace(entry, kind=f"{FIVE_POINT}:{point}"))
+    if not entry.passed:
+        log.append(entry)
+        return
+    points = [log.latest(entry.device, f"{FIVE_POINT}:{n}") for n in range(1, FIVE_POINTS + 1)]
+    if all(p is not None and p.passed and entry.ts - p.ts <= FIVE_POINT_WINDOW_S for p in points):
+        log.append(entry)
 
 
 def _as_dict(entry: CheckEntry) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import structlog
 from drivers.errors import DriverError
 from gateway.commands import CommandError
 from gateway.maintenance.checks import CheckArgumentError, check_spec
-from gateway.maintenance.lockouts import CheckEntry
+from gateway.maintenance.lockouts import FIVE_POINT, CheckEntry, log_five_point
 from gateway.producer import RecordDraft
 from gateway.records import Verdict, utc_now
 
@@ -53,16 +53,18 @@ async def run_check(gateway: Gateway, args: dict[str, Any]) -> dict[str, Any]:
             finished_at=utc_now(),
         )
     )
-    gateway.checks.append(
-        CheckEntry(
-            supervisor.device_id,
-            spec.kind,
-            outcome.passed,
-            record.finished_at.timestamp(),
-            record.record_id,
-            str(technician) if technician else None,
-        )
+    entry = CheckEntry(
+        supervisor.device_id,
+        spec.kind,
+        outcome.passed,
+        record.finished_at.timestamp(),
+        record.record_id,
+        str(technician) if technician else None,
     )
+    if spec.kind == FIVE_POINT:
+        log_five_point(gateway.checks, entry, int(outcome.measurements[0].value or 0))
+    else:
+        gateway.checks.append(entry)
     log.info("check_done", device=supervisor.device_id, kind=spec.kind, passed=outcome.passed)
     return {
         "device": supervisor.device_id,

@@ -16,7 +16,8 @@ scenario's ``vehicle.petrol`` section and ``timing`` (every duration × ``time_s
   command starts one; each repeat answers 0x05 (span/check: with the bench readings)
   until its ``ACTIONS`` time has passed, then 0x00 or 0x01, which ends it. Another action
   meanwhile is NAKed. Zero draws ambient air; span/check gas comes from the bottle (HC =
-  C3H8 × PEF). Options ``leak`` and ``zero_fail`` make those fail; span/check fail when
+  C3H8 × PEF). Options ``leak`` and ``zero_fail`` make those fail, ``low_flow`` cuts the
+  pumped flow indicator to a fifth (a clogged filter); span/check fail when
   no gas values were written.
 - Two-phase commands take their parameter block within ``PARAMETER_TIMEOUT_S``; a gas
   block with a bad checksum is answered 0x01. Unknown command bytes: NAK.
@@ -97,6 +98,7 @@ class Nha503SimOptions(BaseModel):
     driver_script: DriverScriptOptions | None = Field(default=None, description="TSI driver")
     leak: bool = Field(default=False, description="the leak check finds a leak")
     zero_fail: bool = Field(default=False, description="zeroing fails")
+    low_flow: bool = Field(default=False, description="a clogged filter: the pump draws little")
     water_trap_full: bool = False
     pef: float = Field(default=0.52, gt=0, lt=1)
 
@@ -189,6 +191,7 @@ class Nha503Sim:
         self.regime = self.options.regime
         self._script = DriverScript(self.options.driver_script, self._scale)
         self.leak = self.options.leak
+        self.low_flow = self.options.low_flow
         self.flow = Flow.OFF
         self.action: Action | None = None
         self.bottles: dict[Command, GasBlock] = {}  # span/check gas by the action using it
@@ -358,6 +361,8 @@ class Nha503Sim:
         g = self._bench(now)
         rpm, oil = self._engine()
         flow = 0 if self.flow is Flow.OFF else FLOW_PUMPING
+        if self.low_flow:
+            flow //= 5
         lam = min(g.lambda_, LAMBDA_MAX)
         return nha.MainData(
             round(g.hc_ppm), g.co_pct, g.co2_pct, g.o2_pct, round(g.no_ppm),

@@ -126,7 +126,7 @@ async def _monitor(state_dir: Path, device: str, as_json: bool, seconds: float |
         first = json.loads(await reader.readline() or b"{}")
         if not first.get("ok"):
             raise ConnectionError(first.get("error", "the daemon closed the connection"))
-        history: deque[dict[str, Any]] = deque(maxlen=60)
+        history: deque[dict[str, Any]] = deque(maxlen=120)  # the chart's width
         with (
             Live(console=out, auto_refresh=False, transient=False)
             if not as_json
@@ -141,18 +141,47 @@ async def _monitor(state_dir: Path, device: str, as_json: bool, seconds: float |
                 live.update(_monitor_view(device, history), refresh=True)
 
 
-def _monitor_view(device: str, history: deque[dict[str, Any]]) -> Table:
+def _monitor_view(device: str, history: deque[dict[str, Any]]) -> Group:
     latest = history[-1]
-    table = Table("value", "now", "trend (last 60)", title=f"{device}  {time.strftime('%H:%M:%S')}")
+    recent = list(history)[-TREND_POINTS:]
+    title = f"{device}  {time.strftime('%H:%M:%S')}"
+    table = Table("value", "now", f"trend (last {TREND_POINTS})", title=title)
     for name, value in latest["values"].items():
         if isinstance(value, bool) or not isinstance(value, int | float):
             table.add_row(name, str(value), "")
             continue
-        series = [h["values"].get(name) for h in history]
-        table.add_row(
-            name, f"{value:g}", _sparkline([v for v in series if isinstance(v, int | float)])
-        )
-    return table
+        table.add_row(name, f"{value:g}", _sparkline(_series(recent, name)))
+    if not all(name in latest["values"] for name in BRAKE_CURVES):
+        return Group(table)
+    left, right = (_series(list(history), name) for name in BRAKE_CURVES)
+    return Group(table, _curves(left, right))
+
+
+TREND_POINTS = 60
+#: a brake tester's channels drawn as curves, left and right together
+BRAKE_CURVES = ("force_left_dan", "force_right_dan")
+CHART_ROWS = 12
+
+
+def _series(history: list[dict[str, Any]], name: str) -> list[float]:
+    values = (h["values"].get(name) for h in history)
+    return [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+
+
+def _curves(left: list[float], right: list[float]) -> Text:
+    """Left (cyan) and right (magenta) forces on one chart, newest at the right edge."""
+    top = max([*left, *right, 1.0])
+    rows = [[" "] * len(left) for _ in range(CHART_ROWS)]
+    for column, (a, b) in enumerate(zip(left, right, strict=False)):
+        for value, mark in ((a, "L"), (b, "R")):
+            row = CHART_ROWS - 1 - min(CHART_ROWS - 1, int(value / top * (CHART_ROWS - 1)))
+            rows[row][column] = "*" if rows[row][column] not in (" ", mark) else mark
+    chart = Text(f"force, daN (max {top:g})  L = left  R = right\n")
+    for cells in rows:
+        for cell in cells:
+            chart.append(cell, style={"L": "cyan", "R": "magenta", "*": "bold"}.get(cell, ""))
+        chart.append("\n")
+    return chart
 
 
 _BARS = "▁▂▃▄▅▆▇█"

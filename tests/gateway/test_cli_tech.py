@@ -97,3 +97,30 @@ async def test_probe_finds_the_protocol_and_respects_the_port_lock(tmp_path: Pat
         with locked(url, "test technician"):
             code, _, err = await lanegw("probe", url, "--protocol", "nha503")
             assert code == 1 and "in use by test technician" in err
+
+
+def test_monitor_draws_a_brake_testers_left_and_right_curves() -> None:
+    """The monitor's view of a brake tester: a chart with both curves; the right wheel
+    that locked up (falls to 260) ends lower than the left one (400)."""
+    from collections import deque
+
+    from rich.console import Console
+
+    from gateway.cli.status import CHART_ROWS, _monitor_view
+
+    history: deque[dict[str, Any]] = deque(maxlen=120)
+    for i in range(100):
+        rise = min(1.0, max(0.0, (i - 20) / 40))
+        right = 380 * rise if i < 80 else 260
+        history.append({"values": {"force_left_dan": 400 * rise, "force_right_dan": right}})
+    console = Console(record=True, width=140)
+    console.print(_monitor_view("brake", history))
+    lines = console.export_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("force, daN (max 400)"))
+    chart = lines[start + 1 : start + 1 + CHART_ROWS]
+    assert chart[0].rstrip().endswith("L") and "R" not in chart[0]  # left on top at the end
+    assert any(line.rstrip().endswith("R") for line in chart[1:])  # right below, locked
+    history.append({"values": {"weight_kg": 950}})  # other devices: no chart
+    console = Console(record=True, width=140)
+    console.print(_monitor_view("weigher", deque([history[-1]])))
+    assert "force, daN" not in console.export_text()

@@ -139,7 +139,17 @@ class InspectionRunner:
 
     async def _inspect(self, order: InspectionOrder) -> None:
         started = utc_now()
-        self._progress(order, None, "inspection_started", f"{order.plate}: inspection started")
+        self._progress(
+            order,
+            None,
+            "inspection_started",
+            f"{order.plate}: inspection started",
+            plate=order.plate,  # the vehicle, for station displays (docs/live-page.md)
+            vin=order.vin,
+            category=order.category.value,
+            attempt=order.attempt,
+            items=",".join(order.items),
+        )
         verdicts: dict[str, Verdict] = {}
         flags: list[Flag] = []  # the items' plausibility flags, repeated on the summary
         state = InspectionState()

@@ -1,0 +1,43 @@
+"""Feed a live board from the station's MQTT broker."""
+
+from __future__ import annotations
+
+import aiomqtt
+
+from station.live.board import LiveBoard
+
+
+def lane_filters(topic_root: str, station: str, telemetry: bool = True) -> list[str]:
+    """The subscriptions of the live board: every lane's state, steps, records and devices."""
+    lanes = f"{topic_root}/{station}/+"
+    filters = [
+        f"{lanes}/state",
+        f"{lanes}/progress",
+        f"{lanes}/results",
+        f"{lanes}/devices/+/status",
+    ]
+    if telemetry:
+        filters.append(f"{lanes}/telemetry/+")
+    return filters
+
+
+async def follow(
+    client: aiomqtt.Client,
+    board: LiveBoard,
+    topic_root: str,
+    station: str,
+    telemetry: bool = True,
+) -> None:
+    """Subscribe ``client`` (connected) to the station's lanes and feed ``board`` until
+    cancelled. The subscriptions are not shared: every receiver's page sees every lane.
+
+    aiomqtt hands each message of a client to a single ``messages`` iterator, so give
+    ``follow`` a client of its own. A lost connection raises ``aiomqtt.MqttError``: the
+    caller reconnects and calls ``follow`` again (retained state and device status come
+    back with the new subscription).
+    """
+    filters = lane_filters(topic_root, station, telemetry)
+    await client.subscribe([(topic, 1) for topic in filters])
+    async for message in client.messages:
+        if any(message.topic.matches(topic) for topic in filters):
+            board.feed(str(message.topic), message.payload)

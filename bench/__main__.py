@@ -1,8 +1,11 @@
 """``python -m bench``: run the benchmark suite, print the table, write JSON (and a PNG).
 
-Usage: python -m bench [--quick] [--only polling,brake,serial,outbox,startup] [options]
-Defaults are the full run documented in docs/performance.md (about 12 minutes);
-``--quick`` is the smoke run of the test suite (seconds, tiny windows).
+Usage: python -m bench [--quick | --smoke] [--only polling,brake,serial,outbox,startup] [options]
+Defaults are the full run documented in docs/performance.md (about 8 minutes);
+``--quick`` is a short run of every case (about a minute), ``--smoke`` the smallest one
+(every phase once, about 20 seconds: the test suite runs it so that the suite cannot rot).
+A phase that fails is reported with its error (and the work directory is kept for its
+logs); the other phases still run.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +29,13 @@ from bench.proc import loadavg, machine
 from bench.procs import REPO
 
 PHASES = ("polling", "brake", "serial", "outbox", "startup")
+TITLES = {
+    "polling": "polling: lanegw and the bare loop",
+    "brake": "brake stream",
+    "serial": "serial line efficiency",
+    "outbox": "outbox backlog drain",
+    "startup": "start-up",
+}
 
 
 def _ints(text: str) -> list[int]:
@@ -33,7 +45,8 @@ def _ints(text: str) -> list[int]:
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="smoke run: seconds, tiny windows")
+    p.add_argument("--quick", action="store_true", help="short run: about a minute")
+    p.add_argument("--smoke", action="store_true", help="smallest run: every phase once, seconds")
     p.add_argument("--only", default=",".join(PHASES), help="phases, comma-separated")
     p.add_argument("--devices", default="1,8,32", help="device counts of the polling phase")
     p.add_argument("--periods-ms", default="100,20", help="poll periods of the polling phase")
@@ -60,6 +73,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         args.warmup, args.window, args.serial_window = 0.5, 1.5, 1.5
         args.brake_s, args.brake_others, args.brake_period_ms = 1.5, 2, 100
         args.outbox, args.outbox_modes, args.startup_repeats = "300", "server_ack", 1
+    if args.smoke:
+        args.quick = True
+        args.devices, args.periods_ms = "2", "100"
+        args.warmup, args.window, args.serial_window = 0.3, 1.0, 1.0
+        args.brake_s, args.brake_others, args.brake_period_ms = 1.0, 1, 100
+        args.outbox, args.outbox_modes, args.startup_repeats = "100", "server_ack", 1
     return args
 
 
@@ -105,49 +124,53 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     broker = Broker(workdir, nodelay=not args.broker_defaults)
     broker.start()
     started = time.perf_counter()
+    port = broker.port
+    runs: dict[str, Callable[[], Awaitable[Any]]] = {
+        "polling": lambda: polling.run(
+            workdir,
+            port,
+            _ints(args.devices),
+            [ms / 1000 for ms in _ints(args.periods_ms)],
+            args.warmup,
+            args.window,
+            _log,
+        ),
+        "brake": lambda: brake.run(
+            workdir,
+            port,
+            args.brake_s,
+            args.brake_others,
+            args.brake_period_ms / 1000,
+            min(10.0, max(1.0, args.brake_s / 6)),
+            _log,
+        ),
+        "serial": lambda: serial.run(workdir, port, args.warmup, args.serial_window, _log),
+        "outbox": lambda: outbox.run(
+            workdir,
+            port,
+            _ints(args.outbox),
+            [m for m in args.outbox_modes.split(",") if m],
+            _log,
+        ),
+        "startup": lambda: startup.run(workdir, port, args.startup_repeats, _log),
+    }
+    errors: dict[str, str] = {}
     try:
-        if "polling" in phases:
-            _log("== polling: lanegw and the bare loop")
-            results["polling"] = await polling.run(
-                workdir,
-                broker.port,
-                _ints(args.devices),
-                [ms / 1000 for ms in _ints(args.periods_ms)],
-                args.warmup,
-                args.window,
-                _log,
-            )
+        for phase in PHASES:
+            if phase not in phases:
+                continue
+            _log(f"== {TITLES[phase]}")
+            try:
+                results[phase] = await runs[phase]()
+            except Exception as exc:  # noqa: BLE001 (one failed phase must not lose the others)
+                errors[phase] = f"{type(exc).__name__}: {exc}"
+                _log(f"  {phase} FAILED: {errors[phase]}")
+                _log(traceback.format_exc())
+        if "polling" in results:
             report.add_ratios(results["polling"])
-        if "brake" in phases:
-            _log("== brake stream")
-            results["brake"] = await brake.run(
-                workdir,
-                broker.port,
-                args.brake_s,
-                args.brake_others,
-                args.brake_period_ms / 1000,
-                min(10.0, max(1.0, args.brake_s / 6)),
-                _log,
-            )
-        if "serial" in phases:
-            _log("== serial line efficiency")
-            results["serial"] = await serial.run(
-                workdir, broker.port, args.warmup, args.serial_window, _log
-            )
-        if "outbox" in phases:
-            _log("== outbox backlog drain")
-            results["outbox"] = await outbox.run(
-                workdir,
-                broker.port,
-                _ints(args.outbox),
-                [m for m in args.outbox_modes.split(",") if m],
-                _log,
-            )
-        if "startup" in phases:
-            _log("== start-up")
-            results["startup"] = await startup.run(workdir, broker.port, args.startup_repeats, _log)
     finally:
         broker.stop()
+    results["meta"]["errors"] = errors
     results["meta"]["duration_s"] = round(time.perf_counter() - started, 1)
     results["meta"]["loadavg_at_end"] = loadavg()
     results["targets"] = report.targets(results)
@@ -158,21 +181,24 @@ def main(argv: list[str] | None = None) -> int:
     """Run, print, write."""
     args = parse(argv)
     workdir = Path(tempfile.mkdtemp(prefix="lanegw-bench-"))
+    results: dict[str, Any] = {}
     try:
         results = asyncio.run(run(args, workdir))
     finally:
-        if args.keep:
-            _log(f"work directory kept: {workdir}")
+        if args.keep or results.get("meta", {}).get("errors") or not results:
+            _log(f"work directory kept (logs): {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     _log("\n" + report.text(results))
     report.write_json(results, args.json)
     _log(f"\nJSON: {args.json}")
-    if report.plot(results, args.plot):
+    if not results.get("polling"):
+        _log("plot skipped (no polling figures)")
+    elif report.plot(results, args.plot):
         _log(f"plot: {args.plot}")
     else:
         _log("plot skipped (matplotlib missing: pip install -e '.[bench]')")
-    return 0
+    return 1 if results["meta"]["errors"] else 0
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ async def run(
             await worker.start()
             assert worker.proc is not None
             try:
-                async with asyncio.timeout(stream_s + baseline_s + 90):
+                async with asyncio.timeout(stream_s + 2 * baseline_s + 90):
                     code = await worker.proc.wait()
             finally:
                 await worker.stop()

@@ -4,8 +4,9 @@ Builds the daemon's own ``Gateway`` from CONFIG and runs it (every device polled
 supervisor, telemetry to the broker), then drives the brake tester the way an inspection
 item does: it takes the device from its supervisor (``hold``), lowers the lift and runs
 ``run_brake_test`` with a sample callback that times every frame. The process's CPU is
-read from ``/proc/self/stat`` over a baseline of BASE_S seconds (the other devices only)
-and over the stream. Writes the figures as JSON to OUT.
+read over the stream and over a baseline of the other devices alone, BASE_S seconds
+before the stream and BASE_S seconds after it (their mean: the other devices' cost
+drifts). Writes the figures as JSON to OUT.
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ async def _wait_ready(gateway: Gateway, timeout: float = 30.0) -> None:
             await asyncio.sleep(0.05)
 
 
+async def _cpu_per_s(pid: int, seconds: float) -> float:
+    """CPU seconds per second the process uses over the next ``seconds``."""
+    cpu0, t0 = cpu_seconds(pid), time.perf_counter()
+    await asyncio.sleep(seconds)
+    return (cpu_seconds(pid) - cpu0) / (time.perf_counter() - t0)
+
+
 async def measure(config_path: Path, stream_s: float, baseline_s: float) -> dict[str, Any]:
     """Run the gateway, measure a baseline, then one brake stream."""
     gateway = Gateway(load_config(config_path))
@@ -46,9 +54,7 @@ async def measure(config_path: Path, stream_s: float, baseline_s: float) -> dict
     try:
         await _wait_ready(gateway)
         await asyncio.sleep(1.0)
-        cpu0, t0 = cpu_seconds(pid), time.perf_counter()
-        await asyncio.sleep(baseline_s)
-        baseline_cpu_per_s = (cpu_seconds(pid) - cpu0) / (time.perf_counter() - t0)
+        baseline_before = await _cpu_per_s(pid, baseline_s)
         arrivals: list[float] = []
 
         def on_sample(_sample: BrakeSample) -> None:
@@ -68,6 +74,8 @@ async def measure(config_path: Path, stream_s: float, baseline_s: float) -> dict
             t1, cpu1 = time.perf_counter(), cpu_seconds(pid)
             wall_end = time.time()
             await device.lift_up()
+        baseline_after = await _cpu_per_s(pid, baseline_s)
+        baseline_cpu_per_s = (baseline_before + baseline_after) / 2
         _, peak_rss = memory_mb(pid)
     finally:
         task.cancel()
@@ -85,6 +93,10 @@ async def measure(config_path: Path, stream_s: float, baseline_s: float) -> dict
         "late_frames": sum(1 for g in gaps if g > 20.0),  # > 2 sample periods apart
         "cpu_s": round(cpu1 - cpu0, 3),
         "baseline_cpu_pct": round(100 * baseline_cpu_per_s, 1),
+        "baseline_cpu_pct_before_after": [
+            round(100 * baseline_before, 1),
+            round(100 * baseline_after, 1),
+        ],
         "cpu_ms_per_frame": round(1000 * (cpu1 - cpu0) / frames, 3) if frames else None,
         "cpu_ms_per_frame_net": round(
             1000 * (cpu1 - cpu0 - baseline_cpu_per_s * (t1 - t0)) / frames, 3

@@ -54,6 +54,15 @@ class Incoming:
 CommandHandler = Callable[[Incoming], Awaitable[tuple[str, bytes] | None]]
 
 
+@dataclass(frozen=True, slots=True)
+class SentBatch:
+    """Records ``first_seq..last_seq`` published together, awaiting the server's ack."""
+
+    first_seq: int
+    last_seq: int
+    sent_at: float  # time.monotonic()
+
+
 class MqttLink:
     """The gateway's one MQTT connection (re-created after every failure)."""
 
@@ -171,20 +180,33 @@ class MqttLink:
             self._drain_stale_live()
             self._set_connected(True)
             log.info("mqtt_connected", host=self._cfg.host, port=self._cfg.port)
-            async with asyncio.TaskGroup() as group:
-                group.create_task(self._deliver(client))
-                group.create_task(self._publish_live(client))
-                group.create_task(self._dispatch(client))
+            try:
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(self._deliver(client))
+                    group.create_task(self._publish_live(client))
+                    group.create_task(self._dispatch(client))
+            except asyncio.CancelledError:
+                # a clean shutdown: the broker sends the will only when a client vanishes,
+                # so say goodbye ourselves while the session is still up
+                await self._goodbye(client)
+                raise
+
+    async def _goodbye(self, client: aiomqtt.Client) -> None:
+        """Publish the retained offline state; best effort, bounded."""
+        payload = self._offline().model_dump_json().encode()
+        try:
+            await client.publish(self.topics.state, payload, qos=1, retain=True, timeout=2)
+        except (aiomqtt.MqttError, TimeoutError) as exc:
+            log.warning("mqtt_goodbye_failed", error=str(exc))
+        else:
+            log.info("mqtt_goodbye_sent")
+        self._set_connected(False)
 
     async def close(self) -> None:
-        """Say goodbye (retained offline state) on a clean shutdown; best effort."""
+        """Say goodbye if the session is still up (it normally did so when cancelled)."""
         client = self._client
         if client is not None and self.connected:
-            payload = self._offline().model_dump_json().encode()
-            try:
-                await client.publish(self.topics.state, payload, qos=1, retain=True, timeout=2)
-            except aiomqtt.MqttError as exc:
-                log.warning("mqtt_goodbye_failed", error=str(exc))
+            await self._goodbye(client)
 
     def _set_connected(self, connected: bool) -> None:
         self.connected = connected
@@ -211,11 +233,13 @@ class MqttLink:
         """
         last_seq = 0
         server_ack = self._cfg.delivery == "server_ack"
-        awaiting: deque[tuple[int, float]] = deque()  # server_ack: (seq, sent at), in order
+        # server_ack: the batches sent and not yet all acknowledged, in order; one entry
+        # per batch, not per record (a backlog of 100,000 records is sent in minutes)
+        awaiting: deque[SentBatch] = deque()
         outbox = self._outbox
         while True:
             if server_ack and self._ack_overdue(awaiting):
-                resend_from = awaiting[0][0]
+                resend_from = max(awaiting[0].first_seq, outbox.oldest_seq() or 0)
                 log.warning("records_unacknowledged_resending", from_seq=resend_from)
                 awaiting.clear()
                 last_seq = resend_from - 1
@@ -236,25 +260,24 @@ class MqttLink:
             seqs = [record.seq for record in batch]
             if server_ack:
                 outbox.mark_sent(seqs)
-                sent_at = time.monotonic()
-                awaiting.extend((seq, sent_at) for seq in seqs)
+                awaiting.append(SentBatch(seqs[0], seqs[-1], time.monotonic()))
             else:
                 outbox.remove(seqs)
                 self._metrics.delivered.inc(len(seqs))
             last_seq = seqs[-1]
 
-    def _ack_overdue(self, awaiting: deque[tuple[int, float]]) -> bool:
-        """Forget acknowledged records; True when the oldest one left waits too long."""
+    def _ack_overdue(self, awaiting: deque[SentBatch]) -> bool:
+        """Forget acknowledged batches; True when the oldest one left waits too long."""
         oldest = self._outbox.oldest_seq()
-        while awaiting and (oldest is None or awaiting[0][0] < oldest):
+        while awaiting and (oldest is None or awaiting[0].last_seq < oldest):
             awaiting.popleft()  # every record below the oldest in the outbox was acked
-        return bool(awaiting) and time.monotonic() - awaiting[0][1] >= self._cfg.ack_timeout_s
+        return bool(awaiting) and time.monotonic() - awaiting[0].sent_at >= self._cfg.ack_timeout_s
 
-    async def _wait_for_records(self, awaiting: deque[tuple[int, float]]) -> None:
+    async def _wait_for_records(self, awaiting: deque[SentBatch]) -> None:
         """Wait for a new record, or (server_ack) until the oldest unacked one is due."""
         timeout = None
         if awaiting:
-            timeout = max(0.0, awaiting[0][1] + self._cfg.ack_timeout_s - time.monotonic())
+            timeout = max(0.0, awaiting[0].sent_at + self._cfg.ack_timeout_s - time.monotonic())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._outbox.changed.wait(), timeout)
 

@@ -177,19 +177,3 @@ async def test_sigkill_loses_no_produced_record(lane: Lane, mosquitto: Mosquitto
     (report,) = verify([r for r in lane.station.results if r["seq"] <= last_seq], keys)
     assert report.ok, report  # the chain survived every SIGKILL
 
-
-async def test_a_clean_shutdown_says_offline(lane: Lane) -> None:
-    """SIGTERM: the daemon publishes its retained offline state itself (the broker sends
-    the will only when a client vanishes, not on a clean disconnect)."""
-    session = await wait_online(lane.station, None)
-    await lane.daemon.stop()
-    assert lane.daemon.proc is not None and lane.daemon.proc.returncode == 0
-
-    def said_offline() -> bool:
-        states = lane.station.messages.get("state", [])
-        return bool(states) and not states[-1]["online"]
-
-    await lane.station.wait_for(said_offline, timeout=10)
-    goodbye = lane.station.messages["state"][-1]
-    assert goodbye["session_id"] == session
-    assert lane.daemon.log_events("mqtt_goodbye_sent")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -21,6 +21,7 @@ from drivers.transport import LineSettings
 from gateway.errors import ConfigError, ConfigProblem
 from gateway.yamlpos import load_yaml_with_positions
 
+M = TypeVar("M", bound=BaseModel)
 Ident = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
 
@@ -289,6 +290,11 @@ def _unique(ids: list[str], what: str) -> None:
 
 def load_config(path: str | Path) -> LaneConfig:
     """Read and validate a lane config; raises ``ConfigError`` listing every problem."""
+    return load_model(path, LaneConfig)
+
+
+def load_model(path: str | Path, model: type[M]) -> M:
+    """Read a YAML file into ``model``; raises ``ConfigError`` with every problem and line."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -298,7 +304,7 @@ def load_config(path: str | Path) -> LaneConfig:
     if not isinstance(data, dict):
         raise ConfigError(path, [ConfigProblem("", "the file must hold a mapping of settings")])
     try:
-        return LaneConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(path, _problems(exc, positions)) from None
 

@@ -1,9 +1,10 @@
 """``lanegw demo``: a whole simulated station on this machine, nothing else needed.
 
 Starts an embedded MQTT broker on loopback, two simulated lanes (one with a vehicle that
-passes, one with a vehicle that fails), a gateway per lane, and a console view that
-subscribes like a station server would. Orders are sent over MQTT on each lane's
-``cmd/inspect`` topic, exactly as the station server sends them.
+passes, one with a vehicle that fails), a gateway per lane, the station receiver (records
+verified, stored in SQLite and acknowledged; the live lane page on ``--web-port``) when
+the ``station`` extra is installed, and a console view of the traffic. Orders are sent
+over MQTT on each lane's ``cmd/inspect`` topic, exactly as a station server sends them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import tempfile
 from importlib import resources
 from pathlib import Path
@@ -47,7 +49,12 @@ def demo_scenario(name: str, time_scale: float) -> Scenario:
 
 
 def lane_config(
-    lane: str, sims: SimLane, mqtt_port: int, state_dir: Path, time_scale: float
+    lane: str,
+    sims: SimLane,
+    mqtt_port: int,
+    state_dir: Path,
+    time_scale: float,
+    server_ack: bool = False,
 ) -> LaneConfig:
     """The config a station engineer would write for this simulated lane."""
     buses, devices = [], []
@@ -71,7 +78,13 @@ def lane_config(
             "station": STATION,
             "lane": lane,
             "state_dir": str(state_dir / lane),
-            "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "protocol": "3.1.1"},
+            "mqtt": {
+                "host": "127.0.0.1",
+                "port": mqtt_port,
+                "protocol": "3.1.1",
+                # with the receiver running, records leave the outbox once it stored them
+                "delivery": "server_ack" if server_ack else "puback",
+            },
             "metrics": {"enabled": False},
             "buses": buses,
             "devices": devices,
@@ -109,21 +122,24 @@ def lane_items(sims: SimLane) -> list[str]:
     ]
 
 
-async def run_demo(console: Console, duration: float | None, time_scale: float) -> None:
+async def run_demo(
+    console: Console, duration: float | None, time_scale: float, web_port: int = 8080
+) -> None:
     """Run the demo until ``duration`` seconds have passed (or until interrupted)."""
     try:
         async with asyncio.timeout(duration):
-            await _station(console, time_scale)
+            await _station(console, time_scale, web_port)
     except TimeoutError:
         console.print(f"[dim]demo: {duration:g} s elapsed, stopped[/]")
 
 
-async def _station(console: Console, time_scale: float) -> None:
+async def _station(console: Console, time_scale: float, web_port: int) -> None:
     port = free_port()
     protocols = set(driver_specs())
     with tempfile.TemporaryDirectory(prefix="lanegw-demo-") as tmp:
         async with embedded_broker(port), asyncio.TaskGroup() as group:
             group.create_task(_console_view(console, port))
+            receiving = await _start_receiver(group, console, port, Path(tmp), web_port)
             lanes = []
             for lane, scenario_name in LANES:
                 scenario = demo_scenario(scenario_name, time_scale)
@@ -131,10 +147,52 @@ async def _station(console: Console, time_scale: float) -> None:
                            if p in protocols]  # fmt: skip
                 sims = SimLane(scenario, devices)
                 await sims.start(group)
-                gateway = Gateway(lane_config(lane, sims, port, Path(tmp), time_scale))
+                config = lane_config(lane, sims, port, Path(tmp), time_scale, receiving)
+                gateway = Gateway(config)
                 group.create_task(gateway.run())
                 lanes.append((lane, scenario, sims))
             group.create_task(_send_orders(port, lanes))
+
+
+async def _start_receiver(
+    group: asyncio.TaskGroup, console: Console, mqtt_port: int, tmp: Path, web_port: int
+) -> bool:
+    """The station receiver and its live page, if the ``station`` extra is installed."""
+    try:
+        from station.app import serve
+        from station.config import StationConfig
+    except ImportError:
+        console.print("[dim]no station receiver: pip install 'lane-gateway[station]'[/]")
+        return False
+    if not _port_free(web_port):
+        web_port = free_port()
+    config = StationConfig.model_validate(
+        {
+            "station": STATION,
+            # the embedded broker speaks MQTT 3.1.1: one receiver, no shared subscription
+            "mqtt": {"port": mqtt_port, "protocol": "3.1.1", "share_group": None},
+            "database": {"url": f"sqlite:{tmp / 'station.sqlite3'}"},
+            "web": {"port": web_port},
+            "metrics": {"enabled": False},
+        }
+    )
+    started = asyncio.Event()
+    group.create_task(serve(config, started=started))
+    await started.wait()
+    console.print(
+        f"[bold]live lane page: http://127.0.0.1:{web_port}/[/]  (station receiver: records "
+        "verified, stored and acknowledged)"
+    )
+    return True
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 async def _send_orders(port: int, lanes: list[tuple[str, Scenario, SimLane]]) -> None:
@@ -182,6 +240,9 @@ def _show(console: Console, topic: str, payload: Any) -> None:
                 f"[{colour}]{data['verdict'].upper()}[/] {values} "
                 f"{'(' + data['reason'] + ')' if data.get('reason') else ''}"
             )
+        elif kind == "ack":
+            stored = len(data["record_ids"])
+            console.print(f"[green]{lane} station stored and acknowledged {stored} record(s)[/]")
         elif kind == "progress":
             console.print(f"[dim]{lane} {data['message']}[/]")
         elif kind == "state":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -147,7 +148,13 @@ class BusMetrics:
             self._on_port(self._bus, is_open, reason)
 
 
-async def serve_metrics(metrics: Metrics, host: str, port: int) -> None:
+class Exposition(Protocol):
+    """Anything that renders Prometheus text (the gateway's and the receiver's metrics)."""
+
+    def render(self) -> bytes: ...
+
+
+async def serve_metrics(metrics: Exposition, host: str, port: int) -> None:
     """Serve ``GET /metrics`` on ``host:port`` until cancelled."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 from gateway.config import MqttConfig
 from gateway.errors import GatewayError
@@ -17,14 +18,17 @@ class SecretError(GatewayError):
 
 def read_mqtt_password(mqtt: MqttConfig) -> str | None:
     """The MQTT password from ``password_file`` (not world-readable) or the environment."""
-    if mqtt.password_file is None:
+    return read_password(mqtt.password_file)
+
+
+def read_password(password_file: Path | None) -> str | None:
+    """A broker password from a file (not world-readable), else from LANEGW_MQTT_PASSWORD."""
+    if password_file is None:
         return os.environ.get(PASSWORD_ENV)
     try:
-        mode = mqtt.password_file.stat().st_mode
+        mode = password_file.stat().st_mode
         if mode & stat.S_IROTH:
-            raise SecretError(
-                f"{mqtt.password_file} is world-readable; run: chmod o-r {mqtt.password_file}"
-            )
-        return mqtt.password_file.read_text(encoding="utf-8").strip()
+            raise SecretError(f"{password_file} is world-readable; run: chmod o-r {password_file}")
+        return password_file.read_text(encoding="utf-8").strip()
     except OSError as exc:
-        raise SecretError(f"cannot read {mqtt.password_file}: {exc.strerror}") from None
+        raise SecretError(f"cannot read {password_file}: {exc.strerror}") from None

@@ -60,6 +60,8 @@ def write_config(
 class Daemon:
     """``lanegw run`` as a child process."""
 
+    command: tuple[str, ...] = ("run",)
+
     def __init__(self, config: Path, log: Path) -> None:
         self.config = config
         self.log = log
@@ -72,7 +74,7 @@ class Daemon:
                 sys.executable,
                 "-m",
                 "gateway",
-                "run",
+                *self.command,
                 "--config",
                 str(self.config),
                 "--log-format",
@@ -87,7 +89,8 @@ class Daemon:
         self.proc.send_signal(signal.SIGKILL)
         await self.proc.wait()
 
-    async def stop(self) -> None:
+    async def stop(self) -> int | None:
+        """SIGTERM; the exit code (killed after 10 s if it hangs: then not 0)."""
         if self.proc is not None and self.proc.returncode is None:
             self.proc.terminate()
             try:
@@ -96,6 +99,7 @@ class Daemon:
             except TimeoutError:
                 self.proc.kill()
                 await self.proc.wait()
+        return None if self.proc is None else self.proc.returncode
 
     def log_events(self, event: str) -> list[dict[str, Any]]:
         found = []
@@ -157,13 +161,16 @@ class Station:
         return list(seen.values())
 
 
-async def send_command(port: int, command: str, args: dict[str, Any]) -> dict[str, Any]:
+async def send_command(
+    port: int, command: str, args: dict[str, Any], lane: str = LANE
+) -> dict[str, Any]:
     """Send a command like the station server and wait for its response."""
+    base = f"lanegw/{STATION}/{lane}"
     async with aiomqtt.Client("127.0.0.1", port) as client:
-        response_topic = f"{BASE}/response/{command}"
+        response_topic = f"{base}/response/{command}"
         await client.subscribe(response_topic, qos=1)
         body = {"args": args, "correlation_id": "t1", "response_topic": response_topic}
-        await client.publish(f"{BASE}/cmd/{command}", json.dumps(body), qos=1)
+        await client.publish(f"{base}/cmd/{command}", json.dumps(body), qos=1)
         async with asyncio.timeout(20):
             async for message in client.messages:
                 return json.loads(message.payload)  # type: ignore[arg-type]

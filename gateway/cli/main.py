@@ -21,6 +21,7 @@ from gateway.cli import maintenance as maintenance_cmd
 from gateway.cli import probe as probe_cmd
 from gateway.cli import status as status_cmd
 from gateway.cli.inspect import inspect_app
+from gateway.cli.problems import exit_with_problems
 from gateway.config import LaneConfig, load_config
 from gateway.errors import ConfigError, GatewayError
 from gateway.logs import LogFormat, configure_logging
@@ -32,6 +33,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
+out = Console()
+err = Console(stderr=True)
 config_app = typer.Typer(help="Lane config files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.command()(status_cmd.status)
@@ -41,19 +44,26 @@ app.command()(maintenance_cmd.check)
 app.command()(maintenance_cmd.lockouts)
 app.command()(calibrate_cmd.calibrate)
 app.add_typer(inspect_app, name="inspect")
+try:  # the station server is an extra: `pip install 'lane-gateway[station]'`
+    from station.cli import station_app
+except ImportError as exc:  # an edge box installs the gateway alone
+    _missing = exc.name
+    station_app = typer.Typer(help="The station server (needs the [station] extra).")
 
-out = Console()
-err = Console(stderr=True)
+    @station_app.callback(invoke_without_command=True)
+    def _station_missing() -> None:
+        err.print(f"[red]{_missing} is not installed: pip install 'lane-gateway[station]'[/]")
+        raise typer.Exit(2)
+
+
+app.add_typer(station_app, name="station")
 
 
 def _load_or_exit(path: Path) -> LaneConfig:
     try:
         return load_config(path)
     except ConfigError as exc:
-        err.print(f"[bold red]{exc.path}: {len(exc.problems)} problem(s)[/]")
-        for problem in exc.problems:
-            err.print(f"  [red]✗[/] {problem}", highlight=False)
-        raise typer.Exit(2) from None
+        exit_with_problems(exc, err)
 
 
 @config_app.command("check")
@@ -212,15 +222,48 @@ def verify(
 
 
 @app.command()
+def key(
+    config: Annotated[Path, typer.Option("--config", "-c", help="lane config YAML")] = Path(
+        "/etc/lanegw/lane.yaml"
+    ),
+) -> None:
+    """Print this gateway's public key, as a line for the station's [bold]trust.keys[/].
+
+    Example: [bold]lanegw key -c /etc/lanegw/lane.yaml[/]
+    """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from gateway.integrity import public_key_text
+
+    lane = _load_or_exit(config)
+    path = lane.state_dir / "gateway.key"
+    try:
+        private = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except FileNotFoundError:
+        err.print(f"[red]no key at {path} yet: the daemon creates it at its first start[/]")
+        raise typer.Exit(1) from None
+    except (OSError, ValueError) as exc:
+        err.print(f"[red]{path}: {exc}[/]")
+        raise typer.Exit(1) from None
+    if not isinstance(private, Ed25519PrivateKey):
+        err.print(f"[red]{path} is not an Ed25519 key[/]")
+        raise typer.Exit(1)
+    print(f'{lane.client_id}: "{public_key_text(private.public_key())}"')
+
+
+@app.command()
 def demo(
     duration: Annotated[float | None, typer.Option(help="exit by itself after N seconds")] = None,
     time_scale: Annotated[float, typer.Option(help="simulated lane speed (<1 is faster)")] = 0.3,
+    web_port: Annotated[int, typer.Option(help="the live lane page's port")] = 8080,
 ) -> None:
-    """Run a whole simulated lane: testers, an embedded MQTT broker and the daemon.
+    """Run a simulated station: two lanes of testers, their gateways, an embedded MQTT
+    broker, the station receiver and its live lane page.
 
     Example: [bold]lanegw demo --duration 60[/]
     """
     from gateway.demo import run_demo
 
     configure_logging("json", "WARNING")
-    asyncio.run(run_demo(out, duration, time_scale))
+    asyncio.run(run_demo(out, duration, time_scale, web_port))

@@ -13,7 +13,7 @@ import signal
 import ssl
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Final
+from typing import Annotated
 
 import aiomqtt
 import structlog
@@ -21,26 +21,11 @@ import typer
 
 from gateway.logs import configure_logging
 from station.live.board import LiveBoard
-from station.live.follow import follow
+from station.live.follow import follow_forever
 from station.live.server import LiveServer
 
 log = structlog.get_logger("lanegw.station.live")
-RECONNECT_S: Final = 2.0
 app = typer.Typer(add_completion=False)
-
-
-async def _follow_forever(
-    board: LiveBoard, connect: Callable[[], aiomqtt.Client], topic_root: str, station: str
-) -> None:
-    """Follow the broker; after a lost connection, connect again and resubscribe."""
-    while True:
-        try:
-            async with connect() as client:
-                log.info("live_mqtt_connected")
-                await follow(client, board, topic_root, station)
-        except aiomqtt.MqttError as exc:
-            log.warning("live_mqtt_lost", error=str(exc), retry_in_s=RECONNECT_S)
-            await asyncio.sleep(RECONNECT_S)
 
 
 async def _serve(
@@ -54,7 +39,7 @@ async def _serve(
     with contextlib.suppress(asyncio.CancelledError):
         async with asyncio.TaskGroup() as group:
             group.create_task(server.run())
-            group.create_task(_follow_forever(server.board, connect, root, station))
+            group.create_task(follow_forever(server.board, connect, root, station))
 
 
 @app.command()

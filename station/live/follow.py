@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from typing import Final
+
 import aiomqtt
+import structlog
 
 from station.live.board import LiveBoard
+
+log = structlog.get_logger("lanegw.station.live")
+RECONNECT_S: Final = 2.0
 
 
 def lane_filters(topic_root: str, station: str, telemetry: bool = True) -> list[str]:
@@ -41,3 +49,17 @@ async def follow(
     async for message in client.messages:
         if any(message.topic.matches(topic) for topic in filters):
             board.feed(str(message.topic), message.payload)
+
+
+async def follow_forever(
+    board: LiveBoard, connect: Callable[[], aiomqtt.Client], topic_root: str, station: str
+) -> None:
+    """Follow the broker; after a lost connection, connect again and resubscribe."""
+    while True:
+        try:
+            async with connect() as client:
+                log.info("live_mqtt_connected")
+                await follow(client, board, topic_root, station)
+        except aiomqtt.MqttError as exc:
+            log.warning("live_mqtt_lost", error=str(exc), retry_in_s=RECONNECT_S)
+            await asyncio.sleep(RECONNECT_S)

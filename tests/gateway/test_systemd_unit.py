@@ -12,15 +12,16 @@ import sys
 from pathlib import Path
 
 UNIT = Path(__file__).parents[2] / "systemd" / "lanegw.service"
+STATION_UNIT = UNIT.with_name("lanegw-station.service")
 INSTALLED_AT = "/opt/lanegw/bin/lanegw"  # the README's install location
 
 
-def installed_unit(tmp_path: Path) -> Path:
+def installed_unit(tmp_path: Path, unit: Path = UNIT) -> Path:
     """The unit with its executable pointing at this checkout's lanegw."""
     lanegw = Path(sys.executable).parent / "lanegw"
     assert lanegw.exists(), "the lanegw console script is installed in the venv"
-    path = tmp_path / "lanegw.service"
-    path.write_text(UNIT.read_text().replace(INSTALLED_AT, str(lanegw)))
+    path = tmp_path / unit.name
+    path.write_text(unit.read_text().replace(INSTALLED_AT, str(lanegw)))
     return path
 
 
@@ -47,3 +48,17 @@ def test_the_unit_is_a_hardened_notify_service_with_a_watchdog(tmp_path: Path) -
     match = re.search(r"Overall exposure level for lanegw\.service: ([\d.]+)", result.stdout)
     assert match, result.stdout + result.stderr
     assert float(match.group(1)) <= 5.0, result.stdout  # "OK" on systemd's scale of 0-10
+
+
+def test_the_station_unit_verifies_and_is_hardened(tmp_path: Path) -> None:
+    assert INSTALLED_AT in STATION_UNIT.read_text()
+    unit = installed_unit(tmp_path, STATION_UNIT)
+    verify = analyze("verify", str(unit))
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "lanegw-station.service" not in verify.stderr
+    result = analyze("security", "--offline=true", str(unit))
+    match = re.search(
+        r"Overall exposure level for lanegw-station\.service: ([\d.]+)", result.stdout
+    )
+    assert match, result.stdout + result.stderr
+    assert float(match.group(1)) <= 3.0, result.stdout  # no devices needed: tighter than a lane

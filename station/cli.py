@@ -1,0 +1,174 @@
+"""``lanegw station``: run the receiver, show what it stored and alarmed, export an
+inspection for the regulator's upload client (docs/station.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from gateway.cli.problems import exit_with_problems
+from gateway.errors import ConfigError, GatewayError
+from gateway.logs import LogFormat, configure_logging
+from station.config import StationConfig, load_station_config
+from station.status import StationStatus, read_status
+from station.store import RecordStore
+
+station_app = typer.Typer(
+    help="The station server: receive, verify, store and acknowledge records; live page.",
+    no_args_is_help=True,
+)
+out = Console()
+err = Console(stderr=True)
+
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="station config YAML")]
+DEFAULT_CONFIG = Path("/etc/lanegw/station.yaml")
+
+
+def _config(path: Path) -> StationConfig:
+    try:
+        return load_station_config(path)
+    except ConfigError as exc:
+        exit_with_problems(exc, err)
+
+
+def _sqlite_must_exist(config: StationConfig) -> None:
+    """Reading commands never create a database: a wrong path is said plainly."""
+    url = config.database.url
+    if url.startswith("sqlite:"):
+        path = Path(url.removeprefix("sqlite:").removeprefix("//"))
+        if not path.exists():
+            err.print(f"[red]no database at {path}: has the receiver run with this config?[/]")
+            raise typer.Exit(1)
+
+
+async def _with_store(config: StationConfig, job: Any) -> Any:
+    store = await RecordStore.open(config.database.url, f"{config.client_id}-cli")
+    try:
+        return await job(store)
+    finally:
+        await store.close()
+
+
+def _run_job(config: StationConfig, job: Any) -> Any:
+    _sqlite_must_exist(config)
+    try:
+        return asyncio.run(_with_store(config, job))
+    except GatewayError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+
+
+@station_app.command()
+def run(
+    config: ConfigOption = DEFAULT_CONFIG,
+    log_format: Annotated[str, typer.Option(help="auto, json or console")] = "auto",
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
+) -> None:
+    """Run the receiver (and the live page) until SIGTERM/SIGINT.
+
+    Example: [bold]lanegw station run --config /etc/lanegw/station.yaml[/]
+    """
+    from station.app import run_station
+
+    station = _config(config)
+    if log_format not in ("auto", "json", "console"):
+        err.print(f"[red]--log-format must be auto, json or console, not {log_format!r}[/]")
+        raise typer.Exit(2)
+    fmt: LogFormat = log_format  # type: ignore[assignment]
+    configure_logging(fmt, log_level.upper())
+    try:
+        asyncio.run(run_station(station))
+    except GatewayError as exc:  # database unreachable, unreadable password file
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+
+
+@station_app.command()
+def status(
+    config: ConfigOption = DEFAULT_CONFIG,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Gateways, their records and keys, and the open alarms. Exit 1 if any alarm is open.
+
+    Example: [bold]lanegw station status -c /etc/lanegw/station.yaml[/]
+    """
+    report: StationStatus = _run_job(_config(config), read_status)
+    if as_json:
+        print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+    else:
+        _print_status(report)
+    if report.open_alarms:
+        raise typer.Exit(1)
+
+
+def _print_status(report: StationStatus) -> None:
+    table = Table("lane", "gateway", "state", "records", "last seq", "last record", "key")
+    for g in report.gateways:
+        state = "[green]online[/]" if g.online else "[dim]offline[/]"
+        records = f"{g.records}" + (f" [red]({g.suspect} suspect)[/]" if g.suspect else "")
+        key = f"{g.key}… ({g.key_source})" if g.key else "[red]none[/]"
+        last = (g.last_received or "-")[:19]
+        table.add_row(
+            g.lane or "-", g.gateway_id, state, records, str(g.last_seq or "-"), last, key
+        )
+    out.print(table)
+    if not report.open_alarms:
+        out.print("[green]✓ no open alarms[/]")
+        return
+    alarms = Table("kind", "lane", "gateway", "seq", "detail", "seen", title_justify="left")
+    alarms.title = f"[red]{report.open_alarms} open alarm(s)[/]"
+    for a in report.alarms:
+        seq = "-" if a.seq is None else f"{a.seq}" + (f"..{a.seq_last}" if a.seq_last else "")
+        seen = f"{a.first_seen[:19]} ×{a.occurrences}"
+        alarms.add_row(f"[red]{a.kind}[/]", a.lane or "-", a.gateway_id or "-", seq, a.detail, seen)
+    out.print(alarms)
+
+
+@station_app.command()
+def export(
+    inspection: Annotated[str, typer.Option("--inspection", "-i", help="inspection id (jylsh)")],
+    config: ConfigOption = DEFAULT_CONFIG,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="file (default stdout)")
+    ] = None,
+    include_suspect: Annotated[
+        bool, typer.Option(help="export records that break the chain too (marked)")
+    ] = False,
+) -> None:
+    """An inspection's records in the regulator's item layout, as JSON.
+
+    Example: [bold]lanegw station export -i 44010012026112901 -o upload.json[/]
+    """
+    from station.export import ExportError, export_inspection
+
+    station = _config(config)
+    stored: list[tuple[str, dict[str, Any]]] = _run_job(
+        station, lambda store: store.inspection_records(inspection)
+    )
+    suspect = [r["record_id"] for s, r in stored if s == "suspect"]
+    if suspect and not include_suspect:
+        err.print(
+            f"[red]{len(suspect)} record(s) of {inspection} break the hash chain "
+            f"({', '.join(suspect)}): see lanegw station status; --include-suspect exports "
+            "them anyway[/]"
+        )
+        raise typer.Exit(1)
+    try:
+        document = export_inspection([r for _, r in stored], tz=station.timezone)
+    except ExportError as exc:
+        err.print(f"[red]{inspection}: {exc}[/]")
+        raise typer.Exit(1) from None
+    if suspect:
+        document["suspect_record_ids"] = suspect
+    text = json.dumps(document, indent=2, ensure_ascii=False)
+    if output is None:
+        print(text)
+        return
+    output.write_text(text + "\n", encoding="utf-8")
+    err.print(f"wrote {output}")

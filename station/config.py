@@ -1,0 +1,152 @@
+"""The station receiver's config: one YAML file, validated completely before anything
+starts (unknown keys are errors; every problem is reported with its line)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from gateway.config import Ident, TlsConfig, load_model
+from gateway.integrity import public_key_from_text
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StationMqtt(_Model):
+    """Connection to the station's broker (MQTT 5: shared subscriptions)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    protocol: Literal["5", "3.1.1"] = Field(
+        default="5", description="3.1.1 only for a broker without MQTT 5, with share_group null"
+    )
+    topic_root: Ident = "lanegw"
+    client_id: str | None = Field(
+        default=None, description="default lanegw-station-{station}-{hostname}-{pid}"
+    )
+    share_group: Ident | None = Field(
+        default="lanegw-receivers",
+        description="receivers in one group share the results; null: this one takes all",
+    )
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    username: str | None = None
+    password_file: Path | None = Field(
+        default=None, description="file holding the password; or env LANEGW_MQTT_PASSWORD"
+    )
+    tls: TlsConfig = TlsConfig()
+    reconnect_min_s: float = Field(default=0.5, gt=0)
+    reconnect_max_s: float = Field(default=30.0, gt=0)
+
+
+class DatabaseConfig(_Model):
+    """Where records and alarms are kept."""
+
+    url: str = Field(
+        default="sqlite:///var/lib/lanegw-station/station.sqlite3",
+        description="sqlite:///absolute/path, sqlite:relative/path, or postgresql://...",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: str) -> str:
+        if not url.startswith(("sqlite:", "postgresql://", "postgres://")):
+            raise ValueError(f"database url must start with sqlite: or postgresql://, not {url!r}")
+        return url
+
+
+class TrustConfig(_Model):
+    """Which gateway keys are believed. ``tofu``: the first key a gateway announces is
+    registered; ``pinned``: only the keys listed here (a station with key handover)."""
+
+    mode: Literal["tofu", "pinned"] = "tofu"
+    keys: dict[str, str] = Field(
+        default_factory=dict, description="gateway_id: public key (base64), always preferred"
+    )
+
+    @field_validator("keys")
+    @classmethod
+    def _keys_parse(cls, keys: dict[str, str]) -> dict[str, str]:
+        for gateway_id, text in keys.items():
+            try:
+                public_key_from_text(text)
+            except ValueError:
+                raise ValueError(f"key of {gateway_id!r} is not a base64 Ed25519 key") from None
+        return keys
+
+
+class ChecksConfig(_Model):
+    """Sequence checking."""
+
+    gap_grace_s: float = Field(
+        default=180.0,
+        gt=0,
+        description="a missing seq is alarmed once the record after it is this old; keep "
+        "it above the gateways' mqtt.ack_timeout_s (late records are resent then)",
+    )
+    sweep_interval_s: float = Field(default=10.0, gt=0)
+    batch: int = Field(default=200, ge=1, le=10_000, description="records per transaction")
+
+
+class WebConfig(_Model):
+    """The live lane page."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    full_vin: bool = Field(default=False, description="show whole VINs (default: masked)")
+
+
+class StationMetrics(_Model):
+    """Prometheus exporter; loopback by default."""
+
+    enabled: bool = True
+    address: str = "127.0.0.1"
+    port: int = Field(default=9109, ge=0, le=65535)
+
+
+class StationConfig(_Model):
+    """``lanegw station run --config FILE``."""
+
+    station: Ident
+    mqtt: StationMqtt = StationMqtt()
+    database: DatabaseConfig = DatabaseConfig()
+    trust: TrustConfig = TrustConfig()
+    checks: ChecksConfig = ChecksConfig()
+    web: WebConfig = WebConfig()
+    metrics: StationMetrics = StationMetrics()
+    timezone: str = Field(default="Asia/Shanghai", description="local time of exports")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StationConfig:
+        if self.mqtt.reconnect_max_s < self.mqtt.reconnect_min_s:
+            raise ValueError("mqtt.reconnect_max_s must be >= mqtt.reconnect_min_s")
+        if self.mqtt.protocol == "3.1.1" and self.mqtt.share_group is not None:
+            raise ValueError("mqtt.share_group needs MQTT 5: set protocol 5, or share_group null")
+        return self
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {name!r} (e.g. Asia/Shanghai)") from None
+        return name
+
+    @property
+    def client_id(self) -> str:
+        """This receiver's MQTT client id (unique per process unless configured)."""
+        default = f"lanegw-station-{self.station}-{socket.gethostname()}-{os.getpid()}"
+        return self.mqtt.client_id or default
+
+
+def load_station_config(path: str | Path) -> StationConfig:
+    """Read and validate a station config; raises ``ConfigError`` listing every problem."""
+    return load_model(path, StationConfig)

@@ -1,0 +1,230 @@
+"""The receiver: takes every lane's results and states from the broker, has them judged
+and stored, and acknowledges what was committed.
+
+Results come through an MQTT 5 shared subscription (``$share/{group}/...``), so several
+receivers split the load; states (with the gateways' keys) come to every receiver. What
+queued up while a batch was stored is taken as the next batch: one transaction and one
+ack per lane for many records. A record is acknowledged only after its commit; a
+receiver killed before that leaves it unacknowledged, and its gateway sends it again
+(``mqtt.ack_timeout_s``), to whichever receiver is alive: none lost, and the record id
+makes the second copy a duplicate, not a second record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import ssl
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import aiomqtt
+import structlog
+from pydantic import ValidationError
+
+from gateway.records import GatewayState
+from station.checks import Alarm, Arrival, Decision, parse_arrival
+from station.config import StationConfig
+from station.metrics import StationMetrics
+from station.store import RecordStore, StoreUnavailable
+
+log = structlog.get_logger("lanegw.station")
+
+OUTCOME_LABEL = {
+    Decision.STORE: "stored",
+    Decision.STORE_SUSPECT: "suspect",
+    Decision.DUPLICATE: "duplicate",
+    Decision.REJECT: "rejected",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LaneMessage:
+    """A message of one lane: ``{root}/{station}/{lane}/{leaf}``."""
+
+    lane: str
+    leaf: str
+    payload: bytes
+
+
+class Receiver:
+    """One receiver's MQTT connection (re-created after every failure)."""
+
+    def __init__(
+        self,
+        config: StationConfig,
+        store: RecordStore,
+        metrics: StationMetrics,
+        password: str | None = None,
+    ) -> None:
+        self._cfg = config
+        self._store = store
+        self._metrics = metrics
+        self._password = password
+        self._prefix = f"{config.mqtt.topic_root}/{config.station}/"
+        self.connected = asyncio.Event()
+
+    @property
+    def filters(self) -> list[str]:
+        """The subscriptions: results shared within the group, states to everyone."""
+        lanes = f"{self._prefix}+"
+        results = f"{lanes}/results"
+        group = self._cfg.mqtt.share_group
+        return [f"$share/{group}/{results}" if group else results, f"{lanes}/state"]
+
+    async def run(self) -> None:
+        """Stay connected; never returns, never raises MQTT or database errors."""
+        mqtt = self._cfg.mqtt
+        delay = mqtt.reconnect_min_s
+        while True:
+            try:
+                await self._session()
+            except aiomqtt.MqttError as exc:
+                if self.connected.is_set():
+                    delay = mqtt.reconnect_min_s
+                log.warning("station_mqtt_lost", error=str(exc), retry_in_s=round(delay, 2))
+            finally:
+                self.connected.clear()
+                self._metrics.mqtt_connected.set(0)
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, mqtt.reconnect_max_s)
+
+    def client(self, identifier: str | None = None) -> aiomqtt.Client:
+        """A client for this receiver's config (the live page uses one of its own)."""
+        mqtt = self._cfg.mqtt
+        v5 = mqtt.protocol == "5"
+        tls = None
+        if mqtt.tls.enabled:
+            ca = str(mqtt.tls.ca_file) if mqtt.tls.ca_file else None
+            tls = ssl.create_default_context(cafile=ca)
+            if mqtt.tls.cert_file:
+                tls.load_cert_chain(mqtt.tls.cert_file, mqtt.tls.key_file)
+            tls.check_hostname = not mqtt.tls.insecure
+        return aiomqtt.Client(
+            mqtt.host,
+            mqtt.port,
+            identifier=identifier or self._cfg.client_id,
+            protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
+            username=mqtt.username,
+            password=self._password,
+            keepalive=mqtt.keepalive_s,
+            tls_context=tls,
+            timeout=10,
+        )
+
+    async def _session(self) -> None:
+        async with self.client() as client:
+            await client.subscribe([(topic, 1) for topic in self.filters])
+            self.connected.set()
+            self._metrics.mqtt_connected.set(1)
+            log.info("station_mqtt_connected", filters=self.filters)
+            batch_size = self._cfg.checks.batch
+            async for first in client.messages:
+                batch = [first]
+                while len(client.messages) and len(batch) < batch_size:
+                    batch.append(await anext(client.messages))
+                await self._handle(client, [m for m in map(self._lane_message, batch) if m])
+
+    def _lane_message(self, message: aiomqtt.Message) -> LaneMessage | None:
+        lane, _, leaf = str(message.topic).removeprefix(self._prefix).partition("/")
+        payload = message.payload if isinstance(message.payload, bytes) else b""
+        return LaneMessage(lane, leaf, payload) if leaf in ("results", "state") else None
+
+    async def _handle(self, client: aiomqtt.Client, batch: Sequence[LaneMessage]) -> None:
+        """States first (a birth brings the key its records need), then the results."""
+        try:
+            for message in batch:
+                if message.leaf == "state":
+                    await self._take_state(message)
+            results = [m for m in batch if m.leaf == "results"]
+            if results:
+                await self._take_results(client, results)
+        except StoreUnavailable as exc:
+            # nothing of the batch was acknowledged: the gateways send it again
+            self._metrics.store_errors.inc()
+            log.error("station_store_unavailable", error=str(exc), dropped=len(batch))
+            await self._reconnect_store()
+
+    async def _take_state(self, message: LaneMessage) -> None:
+        if not message.payload:  # a retained state cleared by an operator
+            return
+        try:
+            state = GatewayState.model_validate_json(message.payload)
+        except ValidationError as exc:
+            self._bad_message("state", message, exc)
+            return
+        first_use = self._cfg.trust.mode == "tofu"
+        data = json.loads(message.payload)
+        alarm = await self._store.register_state(message.lane, data, message.payload, first_use)
+        if alarm is not None:
+            report_alarms(self._metrics, [alarm])
+        log.info("gateway_state", gateway=state.gateway_id, lane=message.lane, online=state.online)
+
+    async def _take_results(self, client: aiomqtt.Client, messages: list[LaneMessage]) -> None:
+        station = self._cfg.station
+        arrivals: list[Arrival] = []
+        malformed: list[Alarm] = []
+        for message in messages:
+            parsed = parse_arrival(message.lane, station, message.payload)
+            if isinstance(parsed, Arrival):
+                arrivals.append(parsed)
+            else:
+                malformed.append(parsed)
+        if malformed:
+            await self._store.raise_alarms(malformed)
+            report_alarms(self._metrics, malformed)
+            for alarm in malformed:
+                self._metrics.records.labels(alarm.lane or "", "rejected").inc()
+        if not arrivals:
+            return
+        started = time.perf_counter()
+        outcomes = await self._store.ingest(arrivals)
+        self._metrics.batch_seconds.observe(time.perf_counter() - started)
+        acked: dict[str, list[str]] = defaultdict(list)
+        for outcome in outcomes:
+            lane = outcome.arrival.lane
+            self._metrics.records.labels(lane, OUTCOME_LABEL[outcome.decision]).inc()
+            report_alarms(self._metrics, outcome.alarms)
+            if outcome.acknowledged:
+                acked[lane].append(outcome.arrival.record_id)
+        for lane, record_ids in acked.items():
+            ack = json.dumps({"record_ids": list(dict.fromkeys(record_ids))})
+            await client.publish(f"{self._prefix}{lane}/ack", ack, qos=1)
+            self._metrics.acks.labels(lane).inc()
+
+    def _bad_message(self, topic: str, message: LaneMessage, exc: ValidationError) -> None:
+        self._metrics.bad_messages.labels(topic).inc()
+        error = exc.errors(include_url=False)[0]
+        log.warning("station_bad_message", topic=topic, lane=message.lane, error=error["msg"])
+
+    async def _reconnect_store(self) -> None:
+        """Reconnect the database, with backoff, before taking the next batch."""
+        delay = self._cfg.mqtt.reconnect_min_s
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self._store.reconnect()
+            except StoreUnavailable as exc:
+                log.error("station_store_unavailable", error=str(exc), retry_in_s=delay)
+                delay = min(delay * 2, self._cfg.mqtt.reconnect_max_s)
+            else:
+                log.info("station_store_reconnected")
+                return
+
+
+def report_alarms(metrics: StationMetrics, alarms: Sequence[Alarm]) -> None:
+    """Count and log alarms (they are already in the database)."""
+    for alarm in alarms:
+        metrics.alarms.labels(alarm.kind.value).inc()
+        log.warning(
+            "station_alarm",
+            kind=alarm.kind.value,
+            gateway=alarm.gateway_id,
+            lane=alarm.lane,
+            seq=alarm.seq,
+            record_id=alarm.record_id,
+            detail=alarm.detail,
+        )

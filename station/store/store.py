@@ -1,0 +1,338 @@
+"""The record store: what the receiver writes (records, alarms, gateway keys and states)
+and what ``status`` and ``export`` read. The decisions are ``station.checks``'; this
+module looks up their facts and writes their outcome, one transaction per batch.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from gateway.integrity import public_key_from_text
+from station.checks import Alarm, AlarmKind, Arrival, Decision, Facts, judge, key_alarm
+from station.store.db import Database, Tx, open_database
+from station.store.gaps import Gap, find_gaps
+from station.store.schema import SCHEMA_VERSION, TABLES
+
+SETUP_LOCK: Final = 0x6C616E65  # PostgreSQL advisory lock: one receiver creates the tables
+
+
+def now_text() -> str:
+    """UTC now, as stored (sorts as text)."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def payload_text(payload: bytes) -> str:
+    """A payload as stored: its text, or ``base64:`` + its bytes when it is not clean
+    UTF-8 (PostgreSQL text holds no NUL either). Evidence is kept byte for byte."""
+    try:
+        text = payload.decode()
+    except UnicodeDecodeError:
+        text = "\x00"
+    if "\x00" in text:
+        return "base64:" + base64.b64encode(payload).decode()
+    return text
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed_key(text: str) -> Ed25519PublicKey:
+    return public_key_from_text(text)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one arriving record."""
+
+    arrival: Arrival
+    decision: Decision
+    alarms: list[Alarm] = field(default_factory=list)
+
+    @property
+    def acknowledged(self) -> bool:
+        """Stored (now or before): the gateway may let go of it."""
+        return self.decision is not Decision.REJECT
+
+
+class RecordStore:
+    """Records, alarms and gateways in one database, written by ``receiver``."""
+
+    def __init__(self, db: Database, receiver: str, url: str) -> None:
+        self.db = db
+        self.receiver = receiver
+        self._url = url
+
+    @classmethod
+    async def open(cls, url: str, receiver: str) -> RecordStore:
+        """Connect to the database at ``url`` and create its tables if needed."""
+        store = cls(await open_database(url), receiver, url)
+        await store.setup()
+        return store
+
+    async def reconnect(self) -> None:
+        """A fresh connection after the database failed (raises ``StoreUnavailable``)."""
+        await self.db.close()
+        self.db = await open_database(self._url)
+
+    async def close(self) -> None:
+        """Close the connection."""
+        await self.db.close()
+
+    async def setup(self) -> None:
+        """Create the tables (idempotent; safe with several receivers starting)."""
+        async with self.db.transaction() as tx:
+            if self.db.dialect == "postgresql":
+                await tx.execute("SELECT pg_advisory_xact_lock(%s)", (SETUP_LOCK,))
+            for statement in TABLES:
+                await tx.execute(statement)
+            await tx.execute(
+                "INSERT INTO meta (name, value) VALUES ('schema_version', %s) "
+                "ON CONFLICT (name) DO NOTHING",
+                (str(SCHEMA_VERSION),),
+            )
+
+    async def pin_keys(self, keys: dict[str, str]) -> None:
+        """Trust exactly these keys for these gateways (config ``trust.keys``)."""
+        now = now_text()
+        async with self.db.transaction() as tx:
+            for gateway_id, key in keys.items():
+                await tx.execute(
+                    "INSERT INTO gateways (gateway_id, public_key, key_source, first_seen,"
+                    " last_seen) VALUES (%s, %s, 'pinned', %s, %s) ON CONFLICT (gateway_id)"
+                    " DO UPDATE SET public_key = excluded.public_key, key_source = 'pinned'",
+                    (gateway_id, key, now, now),
+                )
+
+    # writing -------------------------------------------------------------------------
+    async def ingest(self, arrivals: Sequence[Arrival]) -> list[Outcome]:
+        """Judge and store a batch in one transaction; outcomes in arrival order."""
+        outcomes = []
+        async with self.db.transaction() as tx:
+            gateway_ids = sorted({a.gateway_id for a in arrivals})
+            await tx.lock_gateways(gateway_ids)
+            keys = await self._keys(tx, gateway_ids)
+            for arrival in arrivals:
+                outcome = await self._ingest_one(tx, arrival, keys.get(arrival.gateway_id))
+                outcomes.append(outcome)
+        return outcomes
+
+    async def _keys(self, tx: Tx, gateway_ids: Sequence[str]) -> dict[str, Ed25519PublicKey]:
+        keys = {}
+        for gateway_id in gateway_ids:
+            row = await tx.one(
+                "SELECT public_key FROM gateways WHERE gateway_id = %s", (gateway_id,)
+            )
+            if row is not None and row[0]:
+                keys[gateway_id] = _parsed_key(row[0])
+        return keys
+
+    async def _ingest_one(self, tx: Tx, arrival: Arrival, key: Ed25519PublicKey | None) -> Outcome:
+        gateway_id, seq = arrival.gateway_id, arrival.seq
+        row = await tx.one(
+            "SELECT (SELECT hash FROM records WHERE record_id = %s),"
+            " (SELECT record_id FROM records WHERE gateway_id = %s AND seq = %s),"
+            " (SELECT hash FROM records WHERE gateway_id = %s AND seq = %s),"
+            " (SELECT prev_hash FROM records WHERE gateway_id = %s AND seq = %s)",
+            (arrival.record_id, gateway_id, seq, gateway_id, seq - 1, gateway_id, seq + 1),
+        )
+        assert row is not None  # a SELECT without FROM always returns its one row
+        judgement = judge(arrival, Facts(key, *row))
+        if judgement.decision in (Decision.STORE, Decision.STORE_SUSPECT):
+            ok = judgement.decision is Decision.STORE
+            await self._insert_record(tx, arrival, judgement.hash, "ok" if ok else "suspect")
+        await self.raise_alarms(judgement.alarms, tx)
+        return Outcome(arrival, judgement.decision, judgement.alarms)
+
+    async def _insert_record(self, tx: Tx, arrival: Arrival, digest: str, status: str) -> None:
+        r = arrival.record
+        await tx.execute(
+            "INSERT INTO records (record_id, gateway_id, seq, station, lane, kind,"
+            " inspection_id, item_code, attempt, verdict, status, hash, prev_hash, payload,"
+            " received_at, receiver) VALUES"
+            " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                arrival.record_id,
+                arrival.gateway_id,
+                arrival.seq,
+                r["station"],
+                r["lane"],
+                r.get("kind", "item"),
+                r.get("inspection_id"),
+                r["item_code"],
+                r.get("attempt", 1),
+                r["verdict"],
+                status,
+                digest,
+                r.get("prev_hash", ""),
+                payload_text(arrival.payload),
+                now_text(),
+                self.receiver,
+            ),
+        )
+
+    async def raise_alarms(self, alarms: Iterable[Alarm], tx: Tx | None = None) -> None:
+        """Store alarms (in ``tx``, or a transaction of their own); a known one counts up."""
+        alarms = list(alarms)
+        if not alarms:
+            return
+        if tx is None:
+            async with self.db.transaction() as own:
+                await self.raise_alarms(alarms, own)
+            return
+        now = now_text()
+        for alarm in alarms:
+            payload = payload_text(alarm.payload) if alarm.payload is not None else None
+            await tx.execute(
+                "INSERT INTO alarms (dedupe, kind, gateway_id, lane, seq, seq_last, record_id,"
+                " detail, payload, first_seen, last_seen, occurrences, receiver) VALUES"
+                " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 1, %s) ON CONFLICT (dedupe)"
+                " DO UPDATE SET last_seen = excluded.last_seen,"
+                " occurrences = alarms.occurrences + 1",
+                (
+                    alarm.dedupe,
+                    alarm.kind.value,
+                    alarm.gateway_id,
+                    alarm.lane,
+                    alarm.seq,
+                    alarm.seq_last,
+                    alarm.record_id,
+                    alarm.detail,
+                    payload,
+                    now,
+                    now,
+                    self.receiver,
+                ),
+            )
+
+    async def register_state(
+        self, lane: str, state: dict[str, Any], payload: bytes, trust_first_use: bool
+    ) -> Alarm | None:
+        """Note a gateway's birth or will; register its key on first use (tofu)."""
+        gateway_id = str(state["gateway_id"])
+        announced = state.get("public_key")
+        now = now_text()
+        async with self.db.transaction() as tx:
+            # two receivers may see a new gateway's birth at once: insert, then lock
+            await tx.execute(
+                "INSERT INTO gateways (gateway_id, first_seen, last_seen) VALUES (%s, %s, %s)"
+                " ON CONFLICT (gateway_id) DO NOTHING",
+                (gateway_id, now, now),
+            )
+            await tx.lock_gateways([gateway_id])
+            row = await tx.one(
+                "SELECT public_key, key_source FROM gateways WHERE gateway_id = %s", (gateway_id,)
+            )
+            assert row is not None  # inserted above
+            trusted, source = row
+            if trusted is None and announced and trust_first_use:
+                trusted, source = announced, "first_use"
+            await tx.execute(
+                "UPDATE gateways SET station = %s, lane = %s, online = %s, session_id = %s,"
+                " state_payload = %s, last_seen = %s, public_key = %s, key_source = %s"
+                " WHERE gateway_id = %s",
+                (
+                    state.get("station"),
+                    lane,
+                    1 if state.get("online") else 0,
+                    state.get("session_id"),
+                    payload_text(payload),
+                    now,
+                    trusted,
+                    source,
+                    gateway_id,
+                ),
+            )
+            alarm = None
+            if announced:
+                pinned = source == "pinned"
+                alarm = key_alarm(gateway_id, lane, trusted, announced, payload, pinned)
+                await self.raise_alarms([alarm] if alarm else [], tx)
+        return alarm
+
+    async def sweep_gaps(self, grace_s: float) -> list[Alarm]:
+        """Alarm the sequence gaps older than ``grace_s``; resolve gaps filled late."""
+        cutoff = (datetime.now(UTC) - timedelta(seconds=grace_s)).isoformat(timespec="microseconds")
+        alarms: list[Alarm] = []
+        async with self.db.transaction() as tx:
+            rows = await tx.all("SELECT gateway_id, contiguous_seq FROM gateways")
+            await tx.lock_gateways([r[0] for r in rows])
+            for gateway_id, watermark in rows:
+                alarms.extend(await self._sweep_one(tx, gateway_id, watermark, cutoff))
+            await self._resolve_filled(tx)
+        return alarms
+
+    async def _sweep_one(
+        self, tx: Tx, gateway_id: str, watermark: int | None, cutoff: str
+    ) -> list[Alarm]:
+        rows = await tx.all(
+            "SELECT seq, received_at, lane FROM records WHERE gateway_id = %s AND seq > %s"
+            " ORDER BY seq",
+            (gateway_id, -1 if watermark is None else watermark),
+        )
+        if not rows:
+            return []
+        sweep = find_gaps(watermark, [(s, at) for s, at, _ in rows], cutoff)
+        if sweep.watermark != watermark:
+            await tx.execute(
+                "UPDATE gateways SET contiguous_seq = %s WHERE gateway_id = %s",
+                (sweep.watermark, gateway_id),
+            )
+        alarms = [_gap_alarm(gateway_id, rows[0][2], gap) for gap in sweep.gaps]
+        await self.raise_alarms(alarms, tx)
+        return alarms
+
+    async def _resolve_filled(self, tx: Tx) -> None:
+        """A gap whose records all arrived after all (very late) is resolved, not erased."""
+        gaps = await tx.all(
+            "SELECT dedupe, gateway_id, seq, seq_last FROM alarms"
+            " WHERE kind = %s AND resolved_at IS NULL",
+            (AlarmKind.SEQUENCE_GAP.value,),
+        )
+        for dedupe, gateway_id, first, last in gaps:
+            row = await tx.one(
+                "SELECT COUNT(*) FROM records WHERE gateway_id = %s AND seq BETWEEN %s AND %s",
+                (gateway_id, first, last),
+            )
+            if row is not None and row[0] == last - first + 1:
+                await tx.execute(
+                    "UPDATE alarms SET resolved_at = %s, resolution = %s WHERE dedupe = %s",
+                    (now_text(), "the missing records arrived late", dedupe),
+                )
+
+    # reading -------------------------------------------------------------------------
+    async def open_alarm_counts(self) -> dict[str, int]:
+        """Unresolved alarms by kind."""
+        async with self.db.transaction() as tx:
+            rows = await tx.all(
+                "SELECT kind, COUNT(*) FROM alarms WHERE resolved_at IS NULL GROUP BY kind"
+            )
+        return {kind: int(count) for kind, count in rows}
+
+    async def inspection_records(self, inspection_id: str) -> list[tuple[str, dict[str, Any]]]:
+        """(status, record) of an inspection's records, in gateway sequence order."""
+        async with self.db.transaction() as tx:
+            rows = await tx.all(
+                "SELECT status, payload FROM records WHERE inspection_id = %s"
+                " ORDER BY gateway_id, seq",
+                (inspection_id,),
+            )
+        return [(status, json.loads(payload)) for status, payload in rows]
+
+
+def _gap_alarm(gateway_id: str, lane: str, gap: Gap) -> Alarm:
+    count = gap.last - gap.first + 1
+    span = f"seq {gap.first}" if count == 1 else f"seq {gap.first}..{gap.last}"
+    return Alarm(
+        AlarmKind.SEQUENCE_GAP,
+        f"{span} missing ({count} record{'s' if count > 1 else ''}): deleted or lost",
+        gateway_id=gateway_id,
+        lane=lane,
+        seq=gap.first,
+        seq_last=gap.last,
+    )

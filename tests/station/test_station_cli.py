@@ -1,0 +1,88 @@
+"""``lanegw station`` and ``lanegw key`` on bad input: a clear message and an exit code,
+never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from gateway.integrity import load_or_create_key, public_key_text
+from station.config import load_station_config
+from tests.harness import write_config
+from tests.mosquitto import free_port
+from tests.station.receivers import lanegw
+
+
+def test_a_garbage_config_lists_every_problem_with_its_line(tmp_path: Path) -> None:
+    config = tmp_path / "station.yaml"
+    config.write_text(
+        "station: '4401001'\n"
+        "mqtt:\n"
+        "  protocol: '3.1.1'\n"
+        "  prot: 1883\n"
+        "database:\n"
+        "  url: mysql://db\n"
+        "trust:\n"
+        "  keys: {gw-1: not-a-key}\n"
+        "timezone: Mars/Olympus\n"
+    )
+    result = lanegw("station", "run", "--config", str(config))
+    assert result.returncode == 2
+    for expected in (
+        "line 4: mqtt.prot: Extra inputs are not permitted",
+        "line 6: database.url: database url must start with sqlite: or postgresql://",
+        "trust.keys: key of 'gw-1' is not a base64 Ed25519 key",
+        "unknown time zone 'Mars/Olympus'",
+    ):
+        assert expected in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_shared_subscriptions_need_mqtt_5(tmp_path: Path) -> None:
+    config = tmp_path / "station.yaml"
+    config.write_text(yaml.safe_dump({"station": "4401001", "mqtt": {"protocol": "3.1.1"}}))
+    result = lanegw("station", "run", "--config", str(config))
+    assert result.returncode == 2 and "share_group needs MQTT 5" in result.stderr
+
+
+def test_an_unreachable_database_is_said_plainly(tmp_path: Path) -> None:
+    config = tmp_path / "station.yaml"
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/station"
+    config.write_text(yaml.safe_dump({"station": "4401001", "database": {"url": url}}))
+    result = lanegw("station", "run", "--config", str(config))
+    assert result.returncode == 2
+    assert "cannot connect to PostgreSQL" in result.stderr and "Traceback" not in result.stderr
+    missing = tmp_path / "nowhere.yaml"
+    missing.write_text(yaml.safe_dump({"station": "4401001", "database": {"url": "sqlite:x.db"}}))
+    status = lanegw("station", "status", "--config", str(missing))
+    assert status.returncode == 1 and "no database at x.db" in status.stderr
+
+
+def test_the_example_config_is_valid() -> None:
+    example = Path(__file__).parents[2] / "config" / "station.example.yaml"
+    config = load_station_config(example)
+    assert config.mqtt.share_group == "lanegw-receivers" and config.trust.mode == "tofu"
+
+
+def test_key_prints_the_line_to_pin_a_gateway(tmp_path: Path) -> None:
+    bus = {"id": "com1", "url": "socket://127.0.0.1:1"}
+    device = {
+        "id": "speedometer",
+        "class": "speedometer_tester",
+        "protocol": "tlch10",
+        "bus": "com1",
+    }
+    lane = write_config(tmp_path / "lane.yaml", tmp_path / "state", 1883, [bus], [device])
+    none_yet = lanegw("key", "--config", str(lane))
+    assert none_yet.returncode == 1 and "first start" in none_yet.stderr
+    key = load_or_create_key(tmp_path / "state" / "gateway.key")
+    result = lanegw("key", "--config", str(lane))
+    assert result.returncode == 0, result.stderr
+    line = yaml.safe_load(result.stdout)
+    assert line == {"lanegw-4401001-L1": public_key_text(key.public_key())}
+    pinned = tmp_path / "station.yaml"
+    pinned.write_text(
+        yaml.safe_dump({"station": "4401001", "trust": {"mode": "pinned", "keys": line}})
+    )
+    assert load_station_config(pinned).trust.keys == line

@@ -60,16 +60,19 @@ async def _run_parts(
         group.create_task(_sweep_forever(config, store, metrics))
         if config.metrics.enabled:
             group.create_task(serve_metrics(metrics, config.metrics.address, config.metrics.port))
-        if config.web.enabled:
-            _start_live_page(group, config, receiver)
+        page = _start_live_page(group, config, receiver) if config.web.enabled else None
         group.create_task(feed_watchdog())
         await receiver.connected.wait()
+        if page is not None:
+            await page.started.wait()
         notify("READY=1")
         started.set()
         log.info("station_started", station=config.station, receiver=config.client_id)
 
 
-def _start_live_page(group: asyncio.TaskGroup, config: StationConfig, receiver: Receiver) -> None:
+def _start_live_page(
+    group: asyncio.TaskGroup, config: StationConfig, receiver: Receiver
+) -> LiveServer:
     """The page follows the broker on a client of its own (aiomqtt gives each message of
     a client to one iterator) and never shares the results' subscription."""
     web, root = config.web, config.mqtt.topic_root
@@ -78,8 +81,10 @@ def _start_live_page(group: asyncio.TaskGroup, config: StationConfig, receiver: 
     def connect() -> aiomqtt.Client:
         return receiver.client(f"{config.client_id}-live")
 
-    group.create_task(LiveServer(board, web.host, web.port).run())
+    server = LiveServer(board, web.host, web.port)
+    group.create_task(server.run())
     group.create_task(follow_forever(board, connect, root, config.station))
+    return server
 
 
 async def _sweep_forever(

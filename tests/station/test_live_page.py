@@ -1,6 +1,6 @@
 """The live lane page. The board on bad and out-of-order input; the server's routes; and
 end to end: mosquitto, a gateway subprocess with its simulated brake tester, axle weigher
-and headlamp tester running a real inspection, the page's board and server in-process,
+and headlamp tester running a real inspection, ``lanegw station run`` serving the page,
 and Debian's Chromium (headless, phone-sized) watching it live."""
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from pydantic import BaseModel, ValidationError
 
 from gateway.inspection.curve import parse_upload_string
 from gateway.records import DeviceStatus, GatewayState, Progress, ResultRecord, Telemetry
-from station.live import LiveBoard, LiveServer, follow
+from station.live import LiveBoard, LiveServer
 from station.live.board import MAX_LANES, MAX_PAYLOAD
 from tests.harness import STATION, Station, send_command
-from tests.mosquitto import Mosquitto
+from tests.mosquitto import Mosquitto, free_port
 from tests.station.live_lane import ITEMS, passenger_car_order, simulated_lane
 from tests.station.live_payloads import (
     ROOT,
@@ -37,6 +37,7 @@ from tests.station.live_payloads import (
     state,
     topic,
 )
+from tests.station.receivers import Receiver, station_config
 
 
 def new_board() -> LiveBoard:
@@ -287,24 +288,18 @@ RECORDER = """() => {
 
 
 @contextlib.asynccontextmanager
-async def live_page(mqtt_port: int) -> AsyncIterator[LiveServer]:
-    """The board following the broker and the page served on a free port."""
-    board = LiveBoard("lanegw", STATION)
-    server = LiveServer(board, "127.0.0.1", 0)
-    async with (
-        aiomqtt.Client("127.0.0.1", mqtt_port, identifier="live-page") as client,
-        asyncio.TaskGroup() as group,
-    ):
-        tasks = [
-            group.create_task(follow(client, board, "lanegw", STATION)),
-            group.create_task(server.run()),
-        ]
-        await server.started.wait()
-        try:
-            yield server
-        finally:
-            for task in tasks:
-                task.cancel()
+async def live_page(workdir: Path, mqtt_port: int) -> AsyncIterator[int]:
+    """``lanegw station run`` serving the page on a free port; yields the port."""
+    port = free_port()
+    database = f"sqlite:{workdir}/station.sqlite3"
+    config = station_config(workdir / "station.yaml", mqtt_port, database,
+                            web={"enabled": True, "port": port})  # fmt: skip
+    receiver = Receiver(config, workdir / "station.log")
+    await receiver.start()  # subscribed and listening
+    try:
+        yield port
+    finally:
+        assert await receiver.stop() == 0
 
 
 @contextlib.asynccontextmanager
@@ -386,10 +381,10 @@ async def test_the_page_follows_an_inspection_live_on_a_phone(
 ) -> None:
     async with (
         simulated_lane(tmp_path, mosquitto.port) as (daemon, station),
-        live_page(mosquitto.port) as server,
+        live_page(tmp_path, mosquitto.port) as web_port,
         phone_browser() as (page, errors),
     ):
-        await page.goto(f"http://127.0.0.1:{server.port}/")
+        await page.goto(f"http://127.0.0.1:{web_port}/")
         await page.wait_for_selector(f'{LANE}[data-gateway="online"]')
         for device in ("brake", "weigher", "headlamp"):
             await page.wait_for_selector(

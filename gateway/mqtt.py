@@ -1,18 +1,38 @@
 """The MQTT link: delivers the outbox in order, publishes live data, takes acks and commands.
 
 ``MqttLink.run`` connects, announces the gateway (retained birth on ``state``, with an
-offline will), subscribes to ``ack`` and ``cmd/+``, then runs three tasks in one
-TaskGroup: the outbox delivery, the live publisher (status, telemetry, progress) and
-the inbound dispatcher. Any MQTT error ends the session; the link waits with exponential
+offline will), subscribes to ``ack`` and ``cmd/+``, then runs one TaskGroup: the outbox
+delivery and the live publisher (status, telemetry, progress) as its tasks, the inbound
+dispatcher as its body. Any MQTT error ends the session; the link waits with exponential
 backoff plus jitter and reconnects on a fresh client, and delivery resumes from the
 oldest record still in the outbox (at-least-once, in order; record ids let the server
 drop duplicates). A dead link is noticed by the keepalive within about 1.5 periods.
+
+Stopping: the link stops when its task is cancelled (SIGTERM). Once connected, also while
+still announcing itself, it first publishes the retained offline state (the broker sends
+the will only when a client vanishes, not on a clean disconnect). Python 3.11 can hide
+the cancellation in two ways; a link that missed it ran on or reconnected, and SIGTERM
+did not stop the daemon:
+
+- ``asyncio.wait_for``, which aiomqtt uses to bound its waits, returns normally when the
+  broker's reply and the cancellation arrive together (CPython gh-86296). Publishes and
+  subscribes therefore wait without aiomqtt's timeout and are bounded here with
+  ``asyncio.timeout``, which does not drop cancellations.
+- A TaskGroup whose tasks fail while it is being cancelled raises their errors, not
+  ``CancelledError``.
+
+The task still counts the cancel request in both cases, so the link asks
+``Task.cancelling()`` after connecting and after a failed session. That count is only
+trustworthy because the session's TaskGroup body never ends by itself: a 3.11 TaskGroup
+whose task fails once its body has ended leaves a stray cancel request on the task
+(CPython gh-116720), which would read as a shutdown after the first failed session.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
 import socket
 import ssl
@@ -39,6 +59,10 @@ log = structlog.get_logger("lanegw.mqtt")
 LIVE_QUEUE_SIZE = 1000
 #: live messages handed to the client together when they queued up
 LIVE_BATCH = 32
+#: seconds to wait for the broker's answer to one request (CONNACK, SUBACK, PUBACK)
+REPLY_TIMEOUT_S = 10.0
+#: seconds the offline state may take to publish at shutdown
+GOODBYE_TIMEOUT_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,20 +136,24 @@ class MqttLink:
 
     # connection loop ---------------------------------------------------------------------
     async def run(self) -> None:
-        """Stay connected forever; never returns, never raises MQTT errors."""
+        """Stay connected until cancelled; MQTT errors end a session, never the link."""
         delay = self._cfg.reconnect_min_s
         while True:
             try:
                 await self._session()
             except* (aiomqtt.MqttError, OSError, TimeoutError) as group:
                 cause = _first(group)
-                if self.connected:
+                if _stop_requested():
+                    log.warning("mqtt_failed_while_stopping", error=str(cause))
+                elif self.connected:
                     log.warning("mqtt_disconnected", error=str(cause))
                     delay = self._cfg.reconnect_min_s
                 else:
                     log.warning("mqtt_connect_failed", error=str(cause), retry_in_s=round(delay, 2))
             finally:
                 self._set_connected(False)
+            if _stop_requested():
+                raise asyncio.CancelledError  # the session failed as the daemon stopped
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # jitter
             delay = min(delay * 2, self._cfg.reconnect_max_s)
             self.reconnects += 1
@@ -145,7 +173,7 @@ class MqttLink:
             password=self._password,
             clean_session=None if v5 else True,
             tls_context=self._tls_context(),
-            timeout=10,
+            timeout=REPLY_TIMEOUT_S,  # connect and disconnect only: see request_bounded
             max_inflight_messages=self._cfg.inflight,
             # no Nagle: a small packet (a PUBACK, a batch's last record) must not wait for
             # the broker's delayed ACK (40 ms stalls per batch in server_ack delivery)
@@ -170,32 +198,43 @@ class MqttLink:
     async def _session(self) -> None:
         async with self._client_for_session() as client:
             self._client = client
-            # subscribe first: the birth message tells the station commands are heard
-            await client.subscribe(self.topics.ack, qos=1)
-            await client.subscribe(self.topics.commands, qos=1)
-            birth = self._birth().model_dump_json().encode()
-            await client.publish(self.topics.state, birth, qos=1, retain=True)
-            for topic, payload in list(self._retained.items()):
-                await client.publish(topic, payload, qos=1, retain=True)
-            self._drain_stale_live()
-            self._set_connected(True)
-            log.info("mqtt_connected", host=self._cfg.host, port=self._cfg.port)
             try:
+                await self._announce(client)
+                if _stop_requested():  # cancelled while connecting, and the error was lost
+                    raise asyncio.CancelledError
+                self._set_connected(True)
+                log.info("mqtt_connected", host=self._cfg.host, port=self._cfg.port)
                 async with asyncio.TaskGroup() as group:
                     group.create_task(self._deliver(client))
                     group.create_task(self._publish_live(client))
-                    group.create_task(self._dispatch(client))
-            except asyncio.CancelledError:
-                # a clean shutdown: the broker sends the will only when a client vanishes,
-                # so say goodbye ourselves while the session is still up
-                await self._goodbye(client)
+                    # the dispatcher is the group's body, so the body never ends before the
+                    # group does (it raises when the connection drops): see the module doc
+                    await self._dispatch(client)
+            except BaseException:
+                # a shutdown, whatever the TaskGroup raised: say goodbye while connected
+                # (the birth may be out even if set-up was cut short)
+                if _stop_requested():
+                    await self._goodbye(client)
                 raise
+
+    async def _announce(self, client: aiomqtt.Client) -> None:
+        """Subscribe, then publish the birth and the retained topics."""
+        # subscribe first: the birth message tells the station commands are heard
+        await request_bounded(client.subscribe(self.topics.ack, qos=1, timeout=math.inf))
+        await request_bounded(client.subscribe(self.topics.commands, qos=1, timeout=math.inf))
+        birth = self._birth().model_dump_json().encode()
+        await publish_bounded(client, self.topics.state, birth, qos=1, retain=True)
+        for topic, payload in list(self._retained.items()):
+            await publish_bounded(client, topic, payload, qos=1, retain=True)
+        self._drain_stale_live()
 
     async def _goodbye(self, client: aiomqtt.Client) -> None:
         """Publish the retained offline state; best effort, bounded."""
         payload = self._offline().model_dump_json().encode()
         try:
-            await client.publish(self.topics.state, payload, qos=1, retain=True, timeout=2)
+            await publish_bounded(
+                client, self.topics.state, payload, qos=1, retain=True, seconds=GOODBYE_TIMEOUT_S
+            )
         except (aiomqtt.MqttError, TimeoutError) as exc:
             log.warning("mqtt_goodbye_failed", error=str(exc))
         else:
@@ -254,7 +293,7 @@ class MqttLink:
             async with asyncio.TaskGroup() as group:
                 for record in batch:
                     group.create_task(
-                        client.publish(self.topics.results, record.wire_payload(), qos=1)
+                        publish_bounded(client, self.topics.results, record.wire_payload(), qos=1)
                     )
             self._metrics.publish_latency.observe(time.perf_counter() - started)
             seqs = [record.seq for record in batch]
@@ -279,7 +318,8 @@ class MqttLink:
         if awaiting:
             timeout = max(0.0, awaiting[0].sent_at + self._cfg.ack_timeout_s - time.monotonic())
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._outbox.changed.wait(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: see the module doc
+                await self._outbox.changed.wait()
 
     async def _publish_live(self, client: aiomqtt.Client) -> None:
         """Publish live messages; what queued up meanwhile goes out together.
@@ -315,7 +355,7 @@ class MqttLink:
         if expiry is not None and v5:
             properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
             properties.MessageExpiryInterval = expiry
-        await client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+        await publish_bounded(client, topic, payload, qos=qos, retain=retain, properties=properties)
 
     async def _dispatch(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
@@ -341,7 +381,7 @@ class MqttLink:
                 if incoming.correlation_data is not None and self._cfg.protocol == "5":
                     out_props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
                     out_props.CorrelationData = incoming.correlation_data
-                await client.publish(response_topic, body, qos=1, properties=out_props)
+                await publish_bounded(client, response_topic, body, qos=1, properties=out_props)
 
     def _handle_ack(self, payload: bytes) -> None:
         try:
@@ -352,6 +392,38 @@ class MqttLink:
             return
         removed = self._outbox.remove_ids(ack.record_ids)
         self._metrics.delivered.inc(removed)
+
+
+def _stop_requested() -> bool:
+    """Whether this task was cancelled, even if the CancelledError never reached it."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+async def request_bounded(call: Awaitable[object], seconds: float = REPLY_TIMEOUT_S) -> None:
+    """Await an aiomqtt call made with ``timeout=math.inf``, bounded by ``asyncio.timeout``
+    instead of aiomqtt's ``wait_for``, which can drop a cancellation (see the module doc)."""
+    try:
+        async with asyncio.timeout(seconds):
+            await call
+    except TimeoutError:
+        raise aiomqtt.MqttError(f"no answer from the broker within {seconds:g} s") from None
+
+
+async def publish_bounded(
+    client: aiomqtt.Client,
+    topic: str,
+    payload: bytes,
+    qos: int,
+    retain: bool = False,
+    properties: Properties | None = None,
+    seconds: float = REPLY_TIMEOUT_S,
+) -> None:
+    """Publish; QoS 1 returns on the PUBACK, QoS 0 once the packet is written."""
+    call = client.publish(
+        topic, payload, qos=qos, retain=retain, properties=properties, timeout=math.inf
+    )
+    await request_bounded(call, seconds)
 
 
 def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import random
 import ssl
 import time
@@ -25,6 +26,7 @@ import aiomqtt
 import structlog
 from pydantic import ValidationError
 
+from gateway.mqtt import publish_bounded, request_bounded
 from gateway.records import GatewayState
 from station.checks import Alarm, Arrival, Decision, parse_arrival
 from station.config import StationConfig
@@ -117,7 +119,9 @@ class Receiver:
 
     async def _session(self) -> None:
         async with self.client() as client:
-            await client.subscribe([(topic, 1) for topic in self.filters])
+            # bounded here, not by aiomqtt's wait_for, which can lose a SIGTERM's cancellation
+            subscriptions = [(topic, 1) for topic in self.filters]
+            await request_bounded(client.subscribe(subscriptions, timeout=math.inf))
             self.connected.set()
             self._metrics.mqtt_connected.set(1)
             log.info("station_mqtt_connected", filters=self.filters)
@@ -192,7 +196,7 @@ class Receiver:
                 acked[lane].append(outcome.arrival.record_id)
         for lane, record_ids in acked.items():
             ack = json.dumps({"record_ids": list(dict.fromkeys(record_ids))})
-            await client.publish(f"{self._prefix}{lane}/ack", ack, qos=1)
+            await publish_bounded(client, f"{self._prefix}{lane}/ack", ack.encode(), qos=1)
             self._metrics.acks.labels(lane).inc()
 
     def _bad_message(self, topic: str, message: LaneMessage, exc: ValidationError) -> None:

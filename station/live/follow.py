@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable
 from typing import Final
 
 import aiomqtt
 import structlog
 
+from gateway.mqtt import request_bounded
 from station.live.board import LiveBoard
 
 log = structlog.get_logger("lanegw.station.live")
@@ -45,7 +47,8 @@ async def follow(
     back with the new subscription).
     """
     filters = lane_filters(topic_root, station, telemetry)
-    await client.subscribe([(topic, 1) for topic in filters])
+    subscriptions = [(topic, 1) for topic in filters]
+    await request_bounded(client.subscribe(subscriptions, timeout=math.inf))  # see gateway.mqtt
     async for message in client.messages:
         if any(message.topic.matches(topic) for topic in filters):
             board.feed(str(message.topic), message.payload)

@@ -11,15 +11,20 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiomqtt
 import pytest
 
+from gateway.config import load_config
 from gateway.evidence import EvidenceStore
 from gateway.integrity import GENESIS_HASH
-from gateway.records import GatewayState, ResultRecord
+from gateway.metrics import Metrics
+from gateway.mqtt import Incoming, MqttLink
+from gateway.outbox import Outbox
+from gateway.records import GatewayState, ResultRecord, utc_now
 from gateway.verify import verify
 from simulators.lane import SimDevice, SimLane
 from simulators.scenario import load_scenario
-from tests.harness import Daemon, Station, order, send_command, write_config
+from tests.harness import BASE, Daemon, Station, order, send_command, write_config
 from tests.mosquitto import Mosquitto
 
 SCENARIOS = Path(__file__).parents[2] / "simulators" / "scenarios"
@@ -177,3 +182,90 @@ async def test_sigkill_loses_no_produced_record(lane: Lane, mosquitto: Mosquitto
     (report,) = verify([r for r in lane.station.results if r["seq"] <= last_seq], keys)
     assert report.ok, report  # the chain survived every SIGKILL
 
+
+async def test_a_clean_shutdown_says_offline(lane: Lane) -> None:
+    """SIGTERM: the daemon publishes its retained offline state itself (the broker sends
+    the will only when a client vanishes, not on a clean disconnect)."""
+    session = await wait_online(lane.station, None)
+    await lane.daemon.stop()
+    assert lane.daemon.proc is not None and lane.daemon.proc.returncode == 0
+
+    def said_offline() -> bool:
+        states = lane.station.messages.get("state", [])
+        return bool(states) and not states[-1]["online"]
+
+    await lane.station.wait_for(said_offline, timeout=10)
+    goodbye = lane.station.messages["state"][-1]
+    assert goodbye["session_id"] == session
+    assert lane.daemon.log_events("mqtt_goodbye_sent")
+
+
+async def test_a_session_failing_as_the_link_stops_still_stops_it(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """The race behind missed SIGTERMs, made deterministic: the link's task is cancelled
+    (as on SIGTERM) in the same step in which a session task fails. The session's
+    TaskGroup then raises the failure, not CancelledError; the link must stop anyway,
+    saying goodbye, instead of taking it for a broken connection and reconnecting."""
+    config = load_config(
+        write_config(
+            tmp_path / "lane.yaml",
+            tmp_path / "state",
+            mosquitto.port,
+            buses=[{"id": "com1", "url": "/dev/ttyS0"}],  # never opened: no buses run here
+            devices=[
+                {
+                    "id": "speedometer",
+                    "class": "speedometer_tester",
+                    "protocol": "tlch10",
+                    "bus": "com1",
+                }
+            ],
+        )
+    )
+
+    def state(online: bool) -> GatewayState:
+        return GatewayState(
+            online=online,
+            gateway_id=config.client_id,
+            station=config.station,
+            lane=config.lane,
+            session_id="the-session",
+            ts=utc_now(),
+        )
+
+    link_task: asyncio.Task[None] | None = None
+
+    async def fail_as_the_daemon_stops(incoming: Incoming) -> tuple[str, bytes] | None:
+        assert link_task is not None
+        link_task.cancel()
+        raise OSError(f"{incoming.command}: the session fails in the same step")
+
+    outbox = Outbox(tmp_path / "state" / "outbox.sqlite3", config.outbox.max_bytes)
+    link = MqttLink(
+        config,
+        outbox,
+        Metrics(),
+        lambda: state(True),
+        lambda: state(False),
+        fail_as_the_daemon_stops,
+    )
+    station = Station(mosquitto.port)
+    station_task = asyncio.create_task(station.run())
+    link_task = asyncio.create_task(link.run())
+    try:
+        await station.connected.wait()
+        await station.wait_for(lambda: any(m["online"] for m in station.messages.get("state", [])))
+        async with aiomqtt.Client("127.0.0.1", mosquitto.port) as client:
+            await client.publish(f"{BASE}/cmd/ping", b"{}", qos=1)
+        done, _ = await asyncio.wait([link_task], timeout=10)
+        assert link_task in done and link_task.cancelled(), "the link missed its cancellation"
+        assert link.reconnects == 0 and not link.connected
+        await station.wait_for(lambda: not station.messages["state"][-1]["online"], timeout=10)
+        assert station.messages["state"][-1]["session_id"] == "the-session"
+    finally:
+        for task in (link_task, station_task):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        outbox.close()

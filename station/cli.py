@@ -16,7 +16,7 @@ from gateway.cli.problems import exit_with_problems
 from gateway.errors import ConfigError, GatewayError
 from gateway.logs import LogFormat, configure_logging
 from station.config import StationConfig, load_station_config
-from station.status import StationStatus, read_status
+from station.status import StationStatus, read_status, resolve_alarm
 from station.store import RecordStore
 
 station_app = typer.Typer(
@@ -121,13 +121,31 @@ def _print_status(report: StationStatus) -> None:
     if not report.open_alarms:
         out.print("[green]✓ no open alarms[/]")
         return
-    alarms = Table("kind", "lane", "gateway", "seq", "detail", "seen", title_justify="left")
+    alarms = Table("id", "kind", "lane", "gateway", "seq", "detail", "seen", title_justify="left")
     alarms.title = f"[red]{report.open_alarms} open alarm(s)[/]"
     for a in report.alarms:
         seq = "-" if a.seq is None else f"{a.seq}" + (f"..{a.seq_last}" if a.seq_last else "")
         seen = f"{a.first_seen[:19]} ×{a.occurrences}"
-        alarms.add_row(f"[red]{a.kind}[/]", a.lane or "-", a.gateway_id or "-", seq, a.detail, seen)
+        row = (a.lane or "-", a.gateway_id or "-", seq, a.detail, seen)
+        alarms.add_row(a.id, f"[red]{a.kind}[/]", *row)
     out.print(alarms)
+
+
+@station_app.command()
+def resolve(
+    alarm: Annotated[str, typer.Argument(help="the alarm's id, as status shows it")],
+    note: Annotated[str, typer.Option(help="what was found (kept with the alarm)")],
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Mark an alarm reviewed: it leaves the open alarms, and stays with its evidence.
+
+    Example: [bold]lanegw station resolve 3f9a0c1e --note "cable swapped on L2, record resent"[/]
+    """
+    kind = _run_job(_config(config), lambda store: resolve_alarm(store, alarm, note))
+    if kind is None:
+        err.print(f"[red]no open alarm {alarm}: see lanegw station status[/]")
+        raise typer.Exit(1)
+    out.print(f"[green]✓[/] {kind} alarm {alarm} resolved")
 
 
 @station_app.command()

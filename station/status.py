@@ -3,10 +3,12 @@ from the database (so it works next to running receivers, on any of their hosts)
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from station.store import RecordStore
+from station.store.store import now_text
 
 OPEN_ALARMS_SHOWN = 50
 
@@ -31,6 +33,7 @@ class GatewayLine:
 class AlarmLine:
     """One unresolved alarm (its evidence stays in the database)."""
 
+    id: str  # short, for `lanegw station resolve`
     kind: str
     gateway_id: str | None
     lane: str | None
@@ -55,6 +58,26 @@ class StationStatus:
         return asdict(self)
 
 
+def alarm_id(dedupe: str) -> str:
+    """An alarm's short id: the first 8 hex digits of the SHA-256 of its dedupe key."""
+    return hashlib.sha256(dedupe.encode()).hexdigest()[:8]
+
+
+async def resolve_alarm(store: RecordStore, short_id: str, note: str) -> str | None:
+    """Mark an open alarm reviewed (it stays, with the note); its kind, or None if no
+    open alarm has that id."""
+    async with store.db.transaction() as tx:
+        rows = await tx.all("SELECT dedupe, kind FROM alarms WHERE resolved_at IS NULL")
+        for dedupe, kind in rows:
+            if alarm_id(dedupe) == short_id:
+                await tx.execute(
+                    "UPDATE alarms SET resolved_at = %s, resolution = %s WHERE dedupe = %s",
+                    (now_text(), f"reviewed: {note}", dedupe),
+                )
+                return str(kind)
+    return None
+
+
 async def read_status(store: RecordStore) -> StationStatus:
     """Read the gateways and open alarms."""
     async with store.db.transaction() as tx:
@@ -69,8 +92,8 @@ async def read_status(store: RecordStore) -> StationStatus:
         )
         total = await tx.one("SELECT COUNT(*) FROM alarms WHERE resolved_at IS NULL")
         alarms = await tx.all(
-            "SELECT kind, gateway_id, lane, seq, seq_last, record_id, detail, first_seen,"
-            " occurrences FROM alarms WHERE resolved_at IS NULL"
+            "SELECT dedupe, kind, gateway_id, lane, seq, seq_last, record_id, detail,"
+            " first_seen, occurrences FROM alarms WHERE resolved_at IS NULL"
             " ORDER BY first_seen DESC LIMIT %s",
             (OPEN_ALARMS_SHOWN,),
         )
@@ -89,4 +112,6 @@ async def read_status(store: RecordStore) -> StationStatus:
         )
         for g in gateways
     ]
-    return StationStatus(lines, int(total[0]) if total else 0, [AlarmLine(*a) for a in alarms])
+    return StationStatus(
+        lines, int(total[0]) if total else 0, [AlarmLine(alarm_id(a[0]), *a[1:]) for a in alarms]
+    )

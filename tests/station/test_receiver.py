@@ -151,6 +151,14 @@ async def test_a_forged_and_a_deleted_record_are_alarmed_and_not_acknowledged(
         assert 'lanegw_station_alarms_total{kind="sequence_gap"} 1.0' in metrics
         rows = await stored_rows(database)
         assert sorted(seq for _, _, seq, _ in rows) == [1, 2, 5]
+        # reviewed by a technician: closed, with the note, and the evidence kept
+        alarm_id = alarms["bad_signature"]["id"]
+        resolved = lanegw("station", "resolve", alarm_id, "--note", "test MITM", "-c", str(config))
+        assert resolved.returncode == 0 and "bad_signature" in resolved.stdout
+        again = lanegw("station", "resolve", alarm_id, "--note", "twice", "-c", str(config))
+        assert again.returncode == 1 and f"no open alarm {alarm_id}" in again.stderr
+        after = json.loads(lanegw("station", "status", "-c", str(config), "--json").stdout)
+        assert [a["kind"] for a in after["alarms"]] == ["sequence_gap"]
     finally:
         assert await receiver.stop() == 0
 

@@ -78,4 +78,5 @@ TABLES: Final = (
     )
     """,
     "CREATE INDEX IF NOT EXISTS alarms_open ON alarms (resolved_at, kind)",
+    "CREATE INDEX IF NOT EXISTS alarms_record ON alarms (record_id)",
 )

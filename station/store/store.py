@@ -108,6 +108,12 @@ class RecordStore:
                     " DO UPDATE SET public_key = excluded.public_key, key_source = 'pinned'",
                     (gateway_id, key, now, now),
                 )
+                await tx.execute(  # its birth was refused before the key was pinned
+                    "UPDATE alarms SET resolved_at = %s, resolution = 'key pinned'"
+                    " WHERE gateway_id = %s AND kind = %s AND record_id IS NULL"
+                    " AND resolved_at IS NULL",
+                    (now, gateway_id, AlarmKind.UNKNOWN_GATEWAY.value),
+                )
 
     # writing -------------------------------------------------------------------------
     async def ingest(self, arrivals: Sequence[Arrival]) -> list[Outcome]:
@@ -146,6 +152,13 @@ class RecordStore:
         if judgement.decision in (Decision.STORE, Decision.STORE_SUSPECT):
             ok = judgement.decision is Decision.STORE
             await self._insert_record(tx, arrival, judgement.hash, "ok" if ok else "suspect")
+            # refused while its gateway was not trusted; the key is trusted now
+            await tx.execute(
+                "UPDATE alarms SET resolved_at = %s, resolution = %s WHERE record_id = %s"
+                " AND kind = %s AND resolved_at IS NULL",
+                (now_text(), "stored once its gateway's key was trusted", arrival.record_id,
+                 AlarmKind.UNKNOWN_GATEWAY.value),
+            )  # fmt: skip
         await self.raise_alarms(judgement.alarms, tx)
         return Outcome(arrival, judgement.decision, judgement.alarms)
 

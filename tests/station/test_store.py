@@ -105,6 +105,11 @@ async def test_pinned_keys_win_and_unpinned_gateways_are_unknown(store: RecordSt
     lines = {g.gateway_id: g for g in status.gateways}
     assert lines["gw-1"].key_source == "pinned" and lines["gw-1"].records == 1
     assert lines["gw-2"].key is None
+    assert {a.kind for a in status.alarms} == {"unknown_gateway"}
+    # a technician pins gw-2's key: its record, sent again, is stored; the alarm closes
+    await store.pin_keys({"gw-2": other.public_key})
+    assert (await store.ingest([rejected.arrival]))[0].decision is Decision.STORE
+    assert (await read_status(store)).open_alarms == 0
 
 
 async def test_a_deleted_record_is_a_gap_and_its_late_arrival_resolves_it(

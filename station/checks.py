@@ -14,13 +14,18 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
 from gateway.integrity import GENESIS_HASH, record_hash, signature_valid
 from gateway.records import ResultRecord
+
+#: the largest result record taken (a brake item with its curve is about 10 kB)
+MAX_RECORD_BYTES: Final = 1024 * 1024
+#: what is kept of an oversized payload as evidence
+EVIDENCE_CUT: Final = 64 * 1024
 
 
 class AlarmKind(enum.StrEnum):
@@ -90,6 +95,9 @@ class Arrival:
 
 def parse_arrival(lane: str, station: str, payload: bytes) -> Arrival | Alarm:
     """Validate a message on ``{root}/{station}/{lane}/results``."""
+    if len(payload) > MAX_RECORD_BYTES:  # kept as evidence, cut: a record is never this big
+        detail = f"{len(payload)} bytes, more than a record's {MAX_RECORD_BYTES}"
+        return Alarm(AlarmKind.MALFORMED, detail, lane=lane, payload=payload[:EVIDENCE_CUT])
     try:
         record = json.loads(payload)
         ResultRecord.model_validate(record)

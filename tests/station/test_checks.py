@@ -115,6 +115,14 @@ def test_garbage_and_wrong_lane_are_malformed_with_a_reason() -> None:
     assert "published on lane L2" in on_l2.detail
 
 
+def test_an_oversized_payload_is_refused_and_cut() -> None:
+    payload = b"{" + b" " * (2 * 1024 * 1024) + b"}"
+    alarm = parse_arrival("L1", STATION, payload)
+    assert not isinstance(alarm, Arrival) and alarm.kind is AlarmKind.MALFORMED
+    assert "more than a record's" in alarm.detail
+    assert alarm.payload is not None and len(alarm.payload) == 64 * 1024
+
+
 def test_key_alarms() -> None:
     assert key_alarm("gw", "L1", "k1", "k1", b"", pinned=False) is None
     changed = key_alarm("gw", "L1", "k1", "k2", b"{}", pinned=True)

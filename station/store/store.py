@@ -117,28 +117,36 @@ class RecordStore:
 
     # writing -------------------------------------------------------------------------
     async def ingest(self, arrivals: Sequence[Arrival]) -> list[Outcome]:
-        """Judge and store a batch in one transaction; outcomes in arrival order."""
-        outcomes = []
-        async with self.db.transaction() as tx:
-            gateway_ids = sorted({a.gateway_id for a in arrivals})
-            await tx.lock_gateways(gateway_ids)
-            keys = await self._keys(tx, gateway_ids)
-            for arrival in arrivals:
-                outcome = await self._ingest_one(tx, arrival, keys.get(arrival.gateway_id))
-                outcomes.append(outcome)
-        return outcomes
+        """Judge and store a batch, one transaction per gateway (receivers sharing the load
+        wait for each other only on the same gateway); outcomes in arrival order."""
+        by_gateway: dict[str, list[int]] = {}
+        for index, arrival in enumerate(arrivals):
+            by_gateway.setdefault(arrival.gateway_id, []).append(index)
+        outcomes: dict[int, Outcome] = {}
+        for gateway_id, indexes in sorted(by_gateway.items()):
+            part = [arrivals[i] for i in indexes]
+            judged = await self._ingest_gateway(gateway_id, part)
+            outcomes.update(zip(indexes, judged, strict=True))
+        return [outcomes[i] for i in range(len(arrivals))]
 
-    async def _keys(self, tx: Tx, gateway_ids: Sequence[str]) -> dict[str, Ed25519PublicKey]:
-        keys = {}
-        for gateway_id in gateway_ids:
+    async def _ingest_gateway(self, gateway_id: str, arrivals: list[Arrival]) -> list[Outcome]:
+        async with self.db.transaction() as tx:
+            await tx.lock_gateways([gateway_id])
             row = await tx.one(
                 "SELECT public_key FROM gateways WHERE gateway_id = %s", (gateway_id,)
             )
-            if row is not None and row[0]:
-                keys[gateway_id] = _parsed_key(row[0])
-        return keys
+            key = _parsed_key(row[0]) if row is not None and row[0] else None
+            # records refused before its key was trusted: their alarms close as they come
+            refused = key is not None and await tx.one(
+                "SELECT 1 FROM alarms WHERE gateway_id = %s AND kind = %s"
+                " AND record_id IS NOT NULL AND resolved_at IS NULL LIMIT 1",
+                (gateway_id, AlarmKind.UNKNOWN_GATEWAY.value),
+            ) is not None  # fmt: skip
+            return [await self._ingest_one(tx, arrival, key, refused) for arrival in arrivals]
 
-    async def _ingest_one(self, tx: Tx, arrival: Arrival, key: Ed25519PublicKey | None) -> Outcome:
+    async def _ingest_one(
+        self, tx: Tx, arrival: Arrival, key: Ed25519PublicKey | None, refused: bool
+    ) -> Outcome:
         gateway_id, seq = arrival.gateway_id, arrival.seq
         row = await tx.one(
             "SELECT (SELECT hash FROM records WHERE record_id = %s),"
@@ -152,13 +160,13 @@ class RecordStore:
         if judgement.decision in (Decision.STORE, Decision.STORE_SUSPECT):
             ok = judgement.decision is Decision.STORE
             await self._insert_record(tx, arrival, judgement.hash, "ok" if ok else "suspect")
-            # refused while its gateway was not trusted; the key is trusted now
-            await tx.execute(
-                "UPDATE alarms SET resolved_at = %s, resolution = %s WHERE record_id = %s"
-                " AND kind = %s AND resolved_at IS NULL",
-                (now_text(), "stored once its gateway's key was trusted", arrival.record_id,
-                 AlarmKind.UNKNOWN_GATEWAY.value),
-            )  # fmt: skip
+            if refused:
+                await tx.execute(
+                    "UPDATE alarms SET resolved_at = %s, resolution = %s WHERE record_id = %s"
+                    " AND kind = %s AND resolved_at IS NULL",
+                    (now_text(), "stored once its gateway's key was trusted", arrival.record_id,
+                     AlarmKind.UNKNOWN_GATEWAY.value),
+                )  # fmt: skip
         await self.raise_alarms(judgement.alarms, tx)
         return Outcome(arrival, judgement.decision, judgement.alarms)
 

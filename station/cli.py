@@ -18,6 +18,7 @@ from gateway.logs import LogFormat, configure_logging
 from station.config import StationConfig, load_station_config
 from station.status import StationStatus, read_status, resolve_alarm
 from station.store import RecordStore
+from station.store.db import sqlite_path
 
 station_app = typer.Typer(
     help="The station server: receive, verify, store and acknowledge records; live page.",
@@ -39,12 +40,10 @@ def _config(path: Path) -> StationConfig:
 
 def _sqlite_must_exist(config: StationConfig) -> None:
     """Reading commands never create a database: a wrong path is said plainly."""
-    url = config.database.url
-    if url.startswith("sqlite:"):
-        path = Path(url.removeprefix("sqlite:").removeprefix("//"))
-        if not path.exists():
-            err.print(f"[red]no database at {path}: has the receiver run with this config?[/]")
-            raise typer.Exit(1)
+    path = sqlite_path(config.database.url)
+    if path is not None and not path.exists():
+        err.print(f"[red]no database at {path}: has the receiver run with this config?[/]")
+        raise typer.Exit(1)
 
 
 async def _with_store(config: StationConfig, job: Any) -> Any:
@@ -87,6 +86,30 @@ def run(
     except GatewayError as exc:  # database unreachable, unreadable password file
         err.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from None
+
+
+@station_app.command()
+def check(
+    config: ConfigOption = DEFAULT_CONFIG,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Check a station config: its problems with their lines, then the database and the
+    broker, tried. Exit 2 for a bad config, 1 when something cannot be reached.
+
+    Example: [bold]lanegw station check -c /etc/lanegw/station.yaml[/]
+    """
+    from station.preflight import preflight
+
+    checks = asyncio.run(preflight(_config(config)))
+    if as_json:
+        print(json.dumps([{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks]))
+    else:
+        for c in checks:
+            out.print(
+                f"{'[green]✓' if c.ok else '[red]✗'}[/] {c.name}: {c.detail}", highlight=False
+            )
+    if not all(c.ok for c in checks):
+        raise typer.Exit(1)
 
 
 @station_app.command()

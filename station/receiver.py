@@ -96,26 +96,7 @@ class Receiver:
 
     def client(self, identifier: str | None = None) -> aiomqtt.Client:
         """A client for this receiver's config (the live page uses one of its own)."""
-        mqtt = self._cfg.mqtt
-        v5 = mqtt.protocol == "5"
-        tls = None
-        if mqtt.tls.enabled:
-            ca = str(mqtt.tls.ca_file) if mqtt.tls.ca_file else None
-            tls = ssl.create_default_context(cafile=ca)
-            if mqtt.tls.cert_file:
-                tls.load_cert_chain(mqtt.tls.cert_file, mqtt.tls.key_file)
-            tls.check_hostname = not mqtt.tls.insecure
-        return aiomqtt.Client(
-            mqtt.host,
-            mqtt.port,
-            identifier=identifier or self._cfg.client_id,
-            protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
-            username=mqtt.username,
-            password=self._password,
-            keepalive=mqtt.keepalive_s,
-            tls_context=tls,
-            timeout=10,
-        )
+        return mqtt_client(self._cfg, self._password, identifier or self._cfg.client_id)
 
     async def _session(self) -> None:
         async with self.client() as client:
@@ -232,3 +213,28 @@ def report_alarms(metrics: StationMetrics, alarms: Sequence[Alarm]) -> None:
             record_id=alarm.record_id,
             detail=alarm.detail,
         )
+
+
+def mqtt_client(config: StationConfig, password: str | None, identifier: str) -> aiomqtt.Client:
+    """An MQTT client for a station config (TLS and credentials as configured)."""
+    mqtt = config.mqtt
+    tls = None
+    if mqtt.tls.enabled:
+        ca = str(mqtt.tls.ca_file) if mqtt.tls.ca_file else None
+        tls = ssl.create_default_context(cafile=ca)
+        if mqtt.tls.cert_file:
+            tls.load_cert_chain(mqtt.tls.cert_file, mqtt.tls.key_file)
+        tls.check_hostname = not mqtt.tls.insecure
+    return aiomqtt.Client(
+        mqtt.host,
+        mqtt.port,
+        identifier=identifier,
+        protocol=aiomqtt.ProtocolVersion.V5
+        if mqtt.protocol == "5"
+        else aiomqtt.ProtocolVersion.V311,
+        username=mqtt.username,
+        password=password,
+        keepalive=mqtt.keepalive_s,
+        tls_context=tls,
+        timeout=10,
+    )

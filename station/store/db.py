@@ -164,11 +164,16 @@ class PostgresDatabase:
             await self._conn.close()
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file of a ``sqlite:///abs/path`` or ``sqlite:rel/path`` URL; None for others."""
+    if not url.startswith("sqlite:"):
+        return None
+    return Path(url.removeprefix("sqlite:").removeprefix("//"))  # sqlite:///abs -> /abs
+
+
 async def open_database(url: str) -> Database:
     """``sqlite:///abs/path``, ``sqlite:rel/path`` or ``postgresql://...``."""
-    if url.startswith(("postgresql://", "postgres://")):
+    path = sqlite_path(url)
+    if path is None:
         return await PostgresDatabase.connect(url)
-    path = url.removeprefix("sqlite:")
-    if path.startswith("//"):
-        path = path[2:]  # sqlite:///abs -> /abs
-    return SqliteDatabase(Path(path))
+    return SqliteDatabase(path)

@@ -3,6 +3,7 @@ never a traceback."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import yaml
@@ -10,7 +11,8 @@ import yaml
 from gateway.integrity import load_or_create_key, public_key_text
 from station.config import load_station_config
 from tests.harness import write_config
-from tests.mosquitto import free_port
+from tests.mosquitto import Mosquitto, free_port
+from tests.station.postgres import Postgres
 from tests.station.receivers import lanegw
 
 
@@ -86,3 +88,33 @@ def test_key_prints_the_line_to_pin_a_gateway(tmp_path: Path) -> None:
         yaml.safe_dump({"station": "4401001", "trust": {"mode": "pinned", "keys": line}})
     )
     assert load_station_config(pinned).trust.keys == line
+
+
+def test_check_tries_the_database_and_the_broker(
+    tmp_path: Path, mosquitto: Mosquitto, postgres: Postgres
+) -> None:
+    good = tmp_path / "good.yaml"
+    database = postgres.database()
+    good.write_text(yaml.safe_dump({"station": "4401001", "mqtt": {"port": mosquitto.port},
+                                    "database": {"url": database}}))  # fmt: skip
+    result = lanegw("station", "check", "-c", str(good), "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    checks = {c["name"]: c for c in json.loads(result.stdout)}
+    assert all(c["ok"] for c in checks.values())
+    assert checks["database"]["detail"].startswith("PostgreSQL 127.0.0.1:")
+    new_file = tmp_path / "new.yaml"
+    new_file.write_text(yaml.safe_dump({"station": "4401001", "mqtt": {"port": mosquitto.port},
+                                        "database": {"url": f"sqlite:{tmp_path}/db/s.sqlite3"}}))  # fmt: skip
+    fresh = lanegw("station", "check", "-c", str(new_file))
+    assert fresh.returncode == 0 and "will be created at the first start" in fresh.stdout
+    assert not (tmp_path / "db").exists()  # a check changes nothing
+
+    bad = tmp_path / "bad.yaml"
+    url = f"postgresql://postgres:secret@127.0.0.1:{free_port()}/x"
+    bad.write_text(yaml.safe_dump({"station": "4401001", "mqtt": {"port": free_port()},
+                                   "database": {"url": url}}))  # fmt: skip
+    failed = lanegw("station", "check", "-c", str(bad))
+    assert failed.returncode == 1
+    assert "✗ database: cannot connect to PostgreSQL" in failed.stdout
+    assert "✗ broker: 127.0.0.1:" in failed.stdout
+    assert "secret" not in failed.stdout and "Traceback" not in failed.stderr

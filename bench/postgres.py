@@ -1,9 +1,9 @@
-"""A throw-away PostgreSQL cluster for the station benchmark: Debian's server binaries, a
-data directory in a temporary folder, a free loopback port.
+"""A throw-away PostgreSQL cluster for the station benchmark and tests: Debian's server
+binaries, a data directory in a temporary folder, a free loopback port.
 
-Unlike the tests' cluster, this one keeps PostgreSQL's durable defaults (``fsync`` and
-``synchronous_commit`` on): the figures are meant to be compared with SQLite's
-``synchronous=FULL``, and a commit that skips the disk would flatter the small batches.
+The benchmark keeps PostgreSQL's durable defaults (``fsync`` and ``synchronous_commit``
+on): its figures are compared with SQLite's ``synchronous=FULL``, and a commit that skips
+the disk would flatter the small batches. The tests measure nothing and run without fsync.
 PostgreSQL refuses to run as root; as root the cluster runs as the ``postgres`` user that
 Debian's package creates.
 """
@@ -34,7 +34,8 @@ def _bin(name: str) -> str:
 class Postgres:
     """One cluster; ``database()`` makes a fresh database per case."""
 
-    def __init__(self) -> None:
+    def __init__(self, durable: bool = True) -> None:
+        self.durable = durable
         self.port = free_port()
         self.workdir = Path(tempfile.mkdtemp(prefix="lanegw-bench-pg-"))
         self.data = self.workdir / "data"
@@ -54,11 +55,21 @@ class Postgres:
             os.chown(self.workdir, entry.pw_uid, entry.pw_gid)
         self._run(_bin("initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust",
                   "-E", "UTF8", "--no-sync")  # fmt: skip
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the server (again, after ``pause``): same port, same data."""
         options = (
             f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1 -c max_connections=50"
         )
+        if not self.durable:
+            options += " -c fsync=off"
         log = str(self.workdir / "server.log")
         self._run(_bin("pg_ctl"), "-D", str(self.data), "-o", options, "-l", log, "-w", "start")
+
+    def pause(self) -> None:
+        """Stop the server (an outage); its data stays."""
+        self._run(_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "stop")
 
     def url(self, database: str = "postgres") -> str:
         """The URL of a database of the cluster."""

@@ -9,9 +9,7 @@ runner one task. Nothing here is fire-and-forget.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +46,7 @@ from gateway.records import (
 )
 from gateway.sdnotify import feed_watchdog, notify
 from gateway.secrets import read_mqtt_password
+from gateway.signals import until_signalled
 from gateway.supervisor import DeviceSupervisor
 
 log = structlog.get_logger("lanegw")
@@ -301,13 +300,7 @@ class Gateway:
 
 async def run_gateway(config: LaneConfig) -> None:
     """Run a gateway until SIGINT/SIGTERM, then stop cleanly."""
-    loop = asyncio.get_running_loop()
-    main = asyncio.current_task()
-    assert main is not None
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, main.cancel)
-    with contextlib.suppress(asyncio.CancelledError):
-        await Gateway(config).run()
+    await until_signalled(Gateway(config).run())
 
 
 def state_path(config: LaneConfig, name: str) -> Path:

@@ -4,8 +4,6 @@ sweep, the metrics endpoint and the live page, in one TaskGroup until SIGTERM/SI
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
 
 import aiomqtt
 import structlog
@@ -13,6 +11,7 @@ import structlog
 from gateway.metrics import serve_metrics
 from gateway.sdnotify import feed_watchdog, notify
 from gateway.secrets import read_password
+from gateway.signals import until_signalled
 from station.checks import AlarmKind
 from station.config import StationConfig
 from station.live import LiveBoard, LiveServer
@@ -26,13 +25,7 @@ log = structlog.get_logger("lanegw.station")
 
 async def run_station(config: StationConfig) -> None:
     """Run a receiver until SIGINT/SIGTERM, then stop cleanly (exit code 0)."""
-    loop = asyncio.get_running_loop()
-    main = asyncio.current_task()
-    assert main is not None
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, main.cancel)
-    with contextlib.suppress(asyncio.CancelledError):
-        await serve(config, read_password(config.mqtt.password_file))
+    await until_signalled(serve(config, read_password(config.mqtt.password_file)))
 
 
 async def serve(

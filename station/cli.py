@@ -12,9 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gateway.cli.problems import exit_with_problems
+from gateway.cli.common import exit_with_problems, run_daemon
 from gateway.errors import ConfigError, GatewayError
-from gateway.logs import LogFormat, configure_logging
 from station.config import StationConfig, load_station_config
 from station.status import StationStatus, read_status, resolve_alarm
 from station.store import RecordStore
@@ -76,16 +75,7 @@ def run(
     from station.app import run_station
 
     station = _config(config)
-    if log_format not in ("auto", "json", "console"):
-        err.print(f"[red]--log-format must be auto, json or console, not {log_format!r}[/]")
-        raise typer.Exit(2)
-    fmt: LogFormat = log_format  # type: ignore[assignment]
-    configure_logging(fmt, log_level.upper())
-    try:
-        asyncio.run(run_station(station))
-    except GatewayError as exc:  # database unreachable, unreadable password file
-        err.print(f"[red]{exc}[/]")
-        raise typer.Exit(2) from None
+    run_daemon(lambda: run_station(station), log_format, log_level, err)
 
 
 @station_app.command()

@@ -20,11 +20,11 @@ from gateway.cli import calibrate as calibrate_cmd
 from gateway.cli import maintenance as maintenance_cmd
 from gateway.cli import probe as probe_cmd
 from gateway.cli import status as status_cmd
+from gateway.cli.common import exit_with_problems, run_daemon
 from gateway.cli.inspect import inspect_app
-from gateway.cli.problems import exit_with_problems
 from gateway.config import LaneConfig, load_config
-from gateway.errors import ConfigError, GatewayError
-from gateway.logs import LogFormat, configure_logging
+from gateway.errors import ConfigError
+from gateway.logs import configure_logging
 
 app = typer.Typer(
     name="lanegw",
@@ -132,16 +132,7 @@ def run(
     from gateway.app import run_gateway
 
     lane = _load_or_exit(config)
-    if log_format not in ("auto", "json", "console"):
-        err.print(f"[red]--log-format must be auto, json or console, not {log_format!r}[/]")
-        raise typer.Exit(2)
-    fmt: LogFormat = log_format  # type: ignore[assignment]
-    configure_logging(fmt, log_level.upper())
-    try:
-        asyncio.run(run_gateway(lane))
-    except GatewayError as exc:  # unusable secrets, key file, busy port: said plainly
-        err.print(f"[red]{exc}[/]")
-        raise typer.Exit(2) from None
+    run_daemon(lambda: run_gateway(lane), log_format, log_level, err)
 
 
 @app.command()

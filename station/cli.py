@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -142,6 +143,34 @@ def _print_status(report: StationStatus) -> None:
         row = (a.lane or "-", a.gateway_id or "-", seq, a.detail, seen)
         alarms.add_row(a.id, f"[red]{a.kind}[/]", *row)
     out.print(alarms)
+
+
+@station_app.command()
+def inspections(
+    config: ConfigOption = DEFAULT_CONFIG,
+    lane: Annotated[str | None, typer.Option(help="one lane only")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="how many")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """The latest inspections stored: lane, items, verdict of the summary, when.
+
+    Example: [bold]lanegw station inspections --lane L1 --limit 5[/]
+    """
+    from station.inspections import recent_inspections
+
+    lines = _run_job(_config(config), lambda store: recent_inspections(store, limit, lane))
+    if as_json:
+        print(json.dumps([asdict(line) for line in lines], indent=2, ensure_ascii=False))
+        return
+    table = Table("inspection", "lane", "items", "verdict", "first record", "last record")
+    colours = {"pass": "green", "fail": "red"}
+    for i in lines:
+        verdict = f"[{colours.get(i.verdict or '', 'yellow')}]{i.verdict or 'in progress'}[/]"
+        if i.suspect:
+            verdict += f" [red]({i.suspect} suspect)[/]"
+        first, last = i.first_received[:19], i.last_received[:19]
+        table.add_row(i.inspection_id, i.lane, str(i.items), verdict, first, last)
+    out.print(table)
 
 
 @station_app.command()

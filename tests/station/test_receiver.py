@@ -90,6 +90,13 @@ async def test_two_lanes_are_stored_once_acknowledged_and_drained(
             ("L1", expected // 2),
             ("L2", expected // 2),
         ]
+        listed = lanegw("station", "inspections", "-c", str(config), "--lane", "L1", "--json")
+        assert listed.returncode == 0, listed.stderr
+        latest = json.loads(listed.stdout)
+        assert [i["inspection_id"] for i in latest] == [
+            f"44010012026112{n:03d}" for n in (102, 101, 100)
+        ]
+        assert all((i["lane"], i["items"], i["verdict"]) == ("L1", 1, "pass") for i in latest)
         exported = lanegw("station", "export", "--config", str(config), "--inspection",
                           "44010012026112100")  # fmt: skip
         assert exported.returncode == 0, exported.stderr

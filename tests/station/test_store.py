@@ -172,3 +172,22 @@ async def test_two_writers_store_each_record_once(database_url: str) -> None:
     finally:
         await a.close()
         await b.close()
+
+
+async def test_recent_inspections_newest_first_with_the_latest_summary(store: RecordStore) -> None:
+    from station.inspections import recent_inspections
+
+    l1, l2 = SigningGateway("gw-1", "L1"), SigningGateway("gw-2", "L2")
+    for gw in (l1, l2):
+        await registered(store, gw)
+    await store.ingest(arrivals(l1.record("A"), l1.record("A", kind="summary", item_code="summary",
+                                                          verdict="fail")))  # fmt: skip
+    await store.ingest(arrivals(l1.record("A", attempt=2, kind="summary", item_code="summary")))
+    await store.ingest(arrivals(l2.record("B"), lane="L2"))
+    every = await recent_inspections(store, 10)
+    assert [(i.inspection_id, i.lane, i.items, i.verdict) for i in every] == [
+        ("B", "L2", 1, None),  # its summary has not arrived
+        ("A", "L1", 1, "pass"),  # the retest's summary, not the first one's
+    ]
+    assert [i.inspection_id for i in await recent_inspections(store, 10, lane="L1")] == ["A"]
+    assert len(await recent_inspections(store, 1)) == 1

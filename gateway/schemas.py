@@ -1,4 +1,4 @@
-"""JSON Schemas of every published payload and of the accepted order."""
+"""JSON Schemas of every published payload, of the accepted order and of the configs."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ from gateway.config import LaneConfig
 from gateway.inspection.order import InspectionOrder
 from gateway.records import PUBLISHED_MODELS
 from gateway.status import GatewayStatus
+from station.config import StationConfig  # no extra's dependency: always importable
 
 SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     **PUBLISHED_MODELS,
     "inspection-order": InspectionOrder,
     "gateway-status": GatewayStatus,
     "lane-config": LaneConfig,
+    "station-config": StationConfig,
 }
 
 

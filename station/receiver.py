@@ -139,7 +139,11 @@ class Receiver:
         try:
             state = GatewayState.model_validate_json(message.payload)
         except ValidationError as exc:
-            self._bad_message("state", message, exc)
+            self._bad_message("state", message, exc.errors(include_url=False)[0]["msg"])
+            return
+        if (state.station, state.lane) != (self._cfg.station, message.lane):
+            where = f"state of {state.station}/{state.lane} on lane {message.lane}"
+            self._bad_message("state", message, where)
             return
         first_use = self._cfg.trust.mode == "tofu"
         data = json.loads(message.payload)
@@ -180,10 +184,9 @@ class Receiver:
             await publish_bounded(client, f"{self._prefix}{lane}/ack", ack.encode(), qos=1)
             self._metrics.acks.labels(lane).inc()
 
-    def _bad_message(self, topic: str, message: LaneMessage, exc: ValidationError) -> None:
+    def _bad_message(self, topic: str, message: LaneMessage, error: str) -> None:
         self._metrics.bad_messages.labels(topic).inc()
-        error = exc.errors(include_url=False)[0]
-        log.warning("station_bad_message", topic=topic, lane=message.lane, error=error["msg"])
+        log.warning("station_bad_message", topic=topic, lane=message.lane, error=error)
 
     async def _reconnect_store(self) -> None:
         """Reconnect the database, with backoff, before taking the next batch."""

@@ -129,6 +129,9 @@ async def test_a_forged_and_a_deleted_record_are_alarmed_and_not_acknowledged(
         async with aiomqtt.Client("127.0.0.1", mosquitto.port) as client:
             await client.subscribe(f"{base}/ack", qos=1)
             await client.publish(f"{base}/state", gw.birth(), qos=1, retain=True)
+            # bad states: counted, and they change nothing
+            await client.publish(f"lanegw/{STATION}/L4/state", b"not json", qos=1)
+            await client.publish(f"lanegw/{STATION}/L5/state", gw.birth(), qos=1)
             # record 3 rewritten in transit, record 4 deleted
             for payload in (one, two, forged(three, verdict="fail"), five):
                 await client.publish(f"{base}/results", payload, qos=1)
@@ -156,6 +159,7 @@ async def test_a_forged_and_a_deleted_record_are_alarmed_and_not_acknowledged(
         _, metrics = http_get(f"http://127.0.0.1:{metrics_port}/metrics")
         assert 'lanegw_station_alarms_total{kind="bad_signature"} 1.0' in metrics
         assert 'lanegw_station_alarms_total{kind="sequence_gap"} 1.0' in metrics
+        assert 'lanegw_station_bad_messages_total{topic="state"} 2.0' in metrics
         rows = await stored_rows(database)
         assert sorted(seq for _, _, seq, _ in rows) == [1, 2, 5]
         # reviewed by a technician: closed, with the note, and the evidence kept

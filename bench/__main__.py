@@ -11,12 +11,9 @@ logs); the other phases still run.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Awaitable, Callable
@@ -180,15 +177,9 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """Run, print, write."""
     args = parse(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="lanegw-bench-"))
-    results: dict[str, Any] = {}
-    try:
-        results = asyncio.run(run(args, workdir))
-    finally:
-        if args.keep or results.get("meta", {}).get("errors") or not results:
-            _log(f"work directory kept (logs): {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+    results = report.run_in_workdir(
+        "lanegw-bench-", lambda workdir: run(args, workdir), args.keep, _log
+    )
     _log("\n" + report.text(results))
     report.write_json(results, args.json)
     _log(f"\nJSON: {args.json}")

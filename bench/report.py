@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import shutil
+import tempfile
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +120,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _table(headers: list[str], rows: list[list[Any]]) -> str:
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    """Right-aligned plain-text columns under a rule (every benchmark's report)."""
     cells = [[str(c) for c in row] for row in [headers, *rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
@@ -162,7 +167,7 @@ def text(results: dict[str, Any]) -> str:
             "load1",
         ]
         parts.append(
-            "Polling (Modbus TCP, 16 registers, telemetry to mosquitto)\n" + _table(headers, rows)
+            "Polling (Modbus TCP, 16 registers, telemetry to mosquitto)\n" + table(headers, rows)
         )
     brake = results.get("brake")
     if brake:
@@ -206,7 +211,7 @@ def text(results: dict[str, Any]) -> str:
             "all acked",
             "dups",
         ]
-        parts.append("Outbox drain\n" + _table(headers, rows))
+        parts.append("Outbox drain\n" + table(headers, rows))
     startup = results.get("startup")
     if startup:
         parts.append(
@@ -217,7 +222,7 @@ def text(results: dict[str, Any]) -> str:
     if results.get("targets"):
         verdicts = {True: "met", False: "MISSED", None: "not judged (short run)"}
         rows = [[t["target"], t["figure"], verdicts[t["met"]]] for t in results["targets"]]
-        parts.append("Targets\n" + _table(["target", "figure", ""], rows))
+        parts.append("Targets\n" + table(["target", "figure", ""], rows))
     errors = results.get("meta", {}).get("errors")
     if errors:
         parts.append("Failed phases\n" + "\n".join(f"  {k}: {v}" for k, v in errors.items()))
@@ -275,3 +280,23 @@ def plot(results: dict[str, Any], path: Path) -> bool:
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return True
+
+
+def run_in_workdir(
+    prefix: str,
+    run: Callable[[Path], Coroutine[Any, Any, dict[str, Any]]],
+    keep: bool,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """Run a benchmark in a fresh work directory; keep it (its logs) when asked, when a part
+    failed, or when nothing came back."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    results: dict[str, Any] = {}
+    try:
+        results = asyncio.run(run(workdir))
+    finally:
+        if keep or results.get("meta", {}).get("errors") or not results:
+            log(f"work directory kept (logs): {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return results

@@ -11,13 +11,10 @@ and figures: docs/performance.md, "Station receiver". Defaults take about 2 minu
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -27,7 +24,7 @@ from bench import station_e2e, station_store
 from bench.postgres import Postgres
 from bench.proc import loadavg, machine
 from bench.procs import REPO
-from bench.report import write_json
+from bench.report import run_in_workdir, table, write_json
 from bench.station_records import VARIANTS
 from bench.subscriber import percentile
 
@@ -136,14 +133,6 @@ async def _part(
     )
 
 
-def _table(headers: list[str], rows: list[list[Any]]) -> str:
-    cells = [[str(c) for c in row] for row in [headers, *rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def text(results: dict[str, Any]) -> str:
     """The human-readable report."""
     parts = []
@@ -165,7 +154,7 @@ def text(results: dict[str, Any]) -> str:
         parts.append(
             "Store only (RecordStore.ingest; batch = records per transaction;"
             " cpu/rec = this process's CPU ms per record)\n"
-            + _table(headers, rows)
+            + table(headers, rows)
             + f"\nparse_arrival per record (not in the figures above): {note}"
         )
     if results.get("e2e"):
@@ -181,7 +170,7 @@ def text(results: dict[str, Any]) -> str:
         ]  # fmt: skip
         parts.append(
             "End to end (lanegw station run behind mosquitto, records/s acknowledged)\n"
-            + _table(headers, rows)
+            + table(headers, rows)
         )
     errors = meta.get("errors")
     if errors:
@@ -192,15 +181,9 @@ def text(results: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run, print, write."""
     args = parse(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="lanegw-bench-station-"))
-    results: dict[str, Any] = {}
-    try:
-        results = asyncio.run(run(args, workdir))
-    finally:
-        if args.keep or results.get("meta", {}).get("errors") or not results:
-            _log(f"work directory kept (logs): {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+    results = run_in_workdir(
+        "lanegw-bench-station-", lambda workdir: run(args, workdir), args.keep, _log
+    )
     _log("\n" + text(results))
     write_json(results, args.json)
     _log(f"\nJSON: {args.json}")

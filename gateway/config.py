@@ -300,6 +300,12 @@ def load_model(path: str | Path, model: type[M]) -> M:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(path, [ConfigProblem("", f"cannot read file: {exc.strerror}")]) from None
+    return parse_model(text, path, model)
+
+
+def parse_model(text: str, path: str | Path, model: type[M]) -> M:
+    """Validate YAML ``text`` (read from ``path``) into ``model``; raises ``ConfigError``."""
+    path = Path(path)
     data, positions = load_yaml_with_positions(text, path)
     if not isinstance(data, dict):
         raise ConfigError(path, [ConfigProblem("", "the file must hold a mapping of settings")])

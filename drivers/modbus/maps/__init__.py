@@ -7,6 +7,7 @@ The maps ship as package data next to this module: ``brake_tester.yaml``,
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -27,8 +28,15 @@ def load_map(name_or_path: str | Path) -> RegisterMap:
     Raises ``pydantic.ValidationError`` on an invalid map and ``FileNotFoundError`` when
     neither a built-in map nor a file of that name exists.
     """
-    text = _map_text(str(name_or_path))
-    return RegisterMap.model_validate(yaml.safe_load(text))
+    return _parse(_map_text(str(name_or_path)))
+
+
+@lru_cache(maxsize=32)
+def _parse(text: str) -> RegisterMap:
+    # maps are frozen models: the same text (a built-in map, an unchanged file) is parsed
+    # once, not at every validation of a config that names it
+    loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return RegisterMap.model_validate(yaml.load(text, Loader=loader))  # noqa: S506 (safe loader)
 
 
 def _map_text(name: str) -> str:

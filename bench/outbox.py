@@ -24,7 +24,7 @@ from bench.proc import CpuWindow, RssSampler, loadavg, memory_mb
 from bench.procs import LANE, STATION, Sims, daemon, modbus_device, write_config
 from bench.subscriber import Station, running
 from gateway.integrity import Sealer, load_or_create_key
-from gateway.outbox import Outbox
+from gateway.outbox_store import OutboxStore
 from gateway.records import DeviceRef, Evidence, Limit, Measurement, ResultRecord, Verdict
 
 OUTBOX_FILE = "outbox.sqlite3"
@@ -79,7 +79,7 @@ def fill(state_dir: Path, count: int) -> int:
     """Write ``count`` sealed records into the outbox of ``state_dir``; returns its bytes."""
     state_dir.mkdir(parents=True, exist_ok=True)
     sealer = Sealer(load_or_create_key(state_dir / "gateway.key"))
-    outbox = Outbox(state_dir / OUTBOX_FILE, MAX_BYTES)
+    outbox = OutboxStore(state_dir / OUTBOX_FILE, MAX_BYTES)
     outbox._db.execute("PRAGMA synchronous=OFF")  # the build only: see the module doc
     session = str(uuid6.uuid7())
     try:

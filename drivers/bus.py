@@ -10,7 +10,10 @@ task (``BusOwner.run``) is the only code that touches the port: devices call ``s
 - runs one job at a time, then pauses ``inter_request_delay`` (RS-485 turnaround, and
   instruments that need a gap between commands);
 - never ends on an error: a job's exception goes back to the device that asked, a dead
-  link sends the owner back to reopening.
+  link sends the owner back to reopening. That holds for any exception, not only the
+  driver's own kinds: a bug in a codec, in a transaction's callbacks or in an observer
+  hook fails the one job (the caller gets the exception, the observer logs it with its
+  traceback and counts it) and the owner serves the next one.
 """
 
 from __future__ import annotations
@@ -44,8 +47,11 @@ REOPEN_MAX_S: Final = 30.0
 class BusObserver(Protocol):
     """Receives what a bus owner sees; the gateway turns it into metrics and logs."""
 
-    def request_done(self, device: str, seconds: float, error: DriverError | None) -> None:
+    def request_done(self, device: str, seconds: float, error: Exception | None) -> None:
         """One request finished (``error`` is None on success)."""
+
+    def job_crashed(self, device: str, error: Exception) -> None:
+        """A job raised something other than a ``DriverError``: a bug, to be logged."""
 
     def bad_frame(self, device: str, error: FrameError) -> None:
         """A malformed or corrupted frame was skipped."""
@@ -63,7 +69,10 @@ class BusObserver(Protocol):
 class NullObserver:
     """Observer that ignores everything (tools, tests)."""
 
-    def request_done(self, device: str, seconds: float, error: DriverError | None) -> None:
+    def request_done(self, device: str, seconds: float, error: Exception | None) -> None:
+        """Ignore."""
+
+    def job_crashed(self, device: str, error: Exception) -> None:
         """Ignore."""
 
     def bad_frame(self, device: str, error: FrameError) -> None:
@@ -106,6 +115,10 @@ class BusOwner(ABC, Generic[L]):
         self._queue: asyncio.Queue[_Job[L, Any]] = asyncio.Queue()
         self.is_open = False
         self.last_error: str | None = None
+        #: jobs that raised something other than a DriverError (bugs), since start
+        self.crashed_jobs = 0
+        #: observer calls that raised (counted here: the observer is what would count them)
+        self.crashed_observer_calls = 0
 
     @abstractmethod
     async def _open(self) -> L:
@@ -183,22 +196,35 @@ class BusOwner(ABC, Generic[L]):
     async def _run_job(self, link: L, job: _Job[L, Any]) -> TransportError | None:
         """Run one job; return the transport error if the link died under it."""
         started = time.perf_counter()
-        error: DriverError | None = None
+        error: Exception | None = None
         try:
             result = await job.run(link)
-        except TransportError as exc:
-            error = exc
-        except DriverError as exc:
-            error = exc
-        else:
             if not job.future.done():
                 job.future.set_result(result)
-        elapsed = time.perf_counter() - started
-        self.observer.busy(elapsed)
-        self.observer.request_done(job.device, elapsed, error)
+            self._tell_observer(job.device, started, None)
+        except DriverError as exc:
+            error = exc
+            self._tell_observer(job.device, started, exc)
+        except Exception as exc:  # noqa: BLE001 (the bus's supervisor: a bug fails one job)
+            error = exc
+            self.crashed_jobs += 1
+            self._tell_observer(job.device, started, exc, crashed=True)
         if error is not None and not job.future.done():
             job.future.set_exception(error)
         return error if isinstance(error, TransportError) else None
+
+    def _tell_observer(
+        self, device: str, started: float, error: Exception | None, crashed: bool = False
+    ) -> None:
+        """Tell the observer; its own failure must not end the owner either."""
+        elapsed = time.perf_counter() - started
+        try:
+            self.observer.busy(elapsed)
+            self.observer.request_done(device, elapsed, error)
+            if crashed and error is not None:
+                self.observer.job_crashed(device, error)
+        except Exception:  # noqa: BLE001 (metrics and logs are never worth the bus)
+            self.crashed_observer_calls += 1
 
 
 @dataclass(slots=True)

@@ -127,7 +127,7 @@ class Gateway:
             self.metrics,
             self.birth,
             self.offline_state,
-            self.commands.handle,
+            self.commands.accept,
             read_mqtt_password(cfg.mqtt),
         )
         self.plausibility = PlausibilityChecker(
@@ -279,9 +279,11 @@ class Gateway:
                 for supervisor in self.supervisors.values():
                     group.create_task(supervisor.run(), name=f"device:{supervisor.device_id}")
                 group.create_task(self.link.run(), name="mqtt")
+                group.create_task(self.commands.serve(), name="commands")
                 group.create_task(self.runner.run(), name="inspections")
                 group.create_task(self.control.serve(), name="control")
                 group.create_task(self._watch_outbox(), name="outbox-gauges")
+                group.create_task(self.outbox.apply_acks(), name="outbox-acks")
                 metrics_cfg = self.config.metrics
                 if metrics_cfg.enabled:
                     group.create_task(
@@ -292,7 +294,7 @@ class Gateway:
                 notify("READY=1")
         finally:
             await self.link.close()
-            self.outbox.close()
+            await self.outbox.aclose()
             for lock in locks:
                 lock.release()
             log.info("gateway_stopped")

@@ -4,12 +4,19 @@ Each command has a handler that validates its arguments and returns a result dic
 answer goes to the request's response topic (MQTT 5 property, or ``response_topic`` in
 the payload for 3.1.1) with the correlation data echoed. Unknown commands and malformed
 payloads are answered with an error, counted, and change nothing.
+
+The MQTT dispatcher hands a command over with ``accept`` and goes on reading; ``run``
+(a task of the gateway) runs each command as a task of its own, at most
+``MAX_RUNNING`` at once, under its command's timeout (``TIMEOUTS_S``). A command that
+fails in an unexpected way is logged with its traceback, counted and answered with an
+error: no single message ends the router.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import structlog
 from pydantic import ValidationError
@@ -25,6 +32,22 @@ log = structlog.get_logger("lanegw.commands")
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
+#: seconds a command may run before it is cancelled and answered with a timeout error;
+#: a daily check waits for gas, pumps and the technician (the leak check alone ~3 min)
+TIMEOUTS_S: Final[dict[str, float]] = {
+    "check": 900.0,
+    "sample": 300.0,
+    "calibrate": 60.0,
+    "rollback": 60.0,
+}
+DEFAULT_TIMEOUT_S: Final = 30.0
+#: commands running at once; more wait in the inbox
+MAX_RUNNING: Final = 8
+#: commands waiting to run; past this a command is answered "busy" at once
+INBOX_SIZE: Final = 64
+#: the longest MQTT topic (a UTF-8 string with a 16-bit length)
+MAX_TOPIC_BYTES: Final = 65_535
+
 
 class CommandError(GatewayError):
     """A command that was understood but cannot be carried out; the message says why."""
@@ -35,6 +58,7 @@ class CommandRouter:
 
     def __init__(self, gateway: Gateway) -> None:
         self._gateway = gateway
+        self._inbox: asyncio.Queue[Incoming] = asyncio.Queue(INBOX_SIZE)
         self._handlers: dict[str, Handler] = {
             "ping": self._ping,
             "status": self._status,
@@ -52,8 +76,34 @@ class CommandRouter:
         """The allowed commands."""
         return sorted(self._handlers)
 
-    async def handle(self, incoming: Incoming) -> tuple[str, bytes] | None:
-        """Run one command; returns (response topic, payload)."""
+    def accept(self, incoming: Incoming) -> None:
+        """Take a command from the MQTT dispatcher without waiting (``run`` serves it)."""
+        try:
+            self._inbox.put_nowait(incoming)
+        except asyncio.QueueFull:
+            self._gateway.metrics.bad_messages.labels("cmd_busy").inc()
+            topic = self._gateway.link.topics.response(incoming.command)
+            error = f"busy: {INBOX_SIZE} commands are waiting; try again later"
+            self._gateway.link.respond(topic, self._answer(incoming, None, error=error), None)
+
+    async def serve(self) -> None:
+        """Run accepted commands, each as its own task, until cancelled."""
+        slots = asyncio.Semaphore(MAX_RUNNING)
+        async with asyncio.TaskGroup() as group:
+            while True:
+                incoming = await self._inbox.get()
+                await slots.acquire()
+                group.create_task(self._serve_one(incoming, slots), name=f"cmd:{incoming.command}")
+
+    async def _serve_one(self, incoming: Incoming, slots: asyncio.Semaphore) -> None:
+        try:
+            topic, payload = await self.handle(incoming)
+            self._gateway.link.respond(topic, payload, incoming.correlation_data)
+        finally:
+            slots.release()
+
+    async def handle(self, incoming: Incoming) -> tuple[str, bytes]:
+        """Run one command; returns (response topic, payload), whatever happens."""
         topics = self._gateway.link.topics
         try:
             request = CommandRequest.model_validate_json(incoming.payload or b"{}")
@@ -62,12 +112,27 @@ class CommandRouter:
             first = exc.errors(include_url=False)[0]
             error = f"invalid command payload: {first['msg']} at {_loc(first['loc'])}"
             return topics.response(incoming.command), self._answer(incoming, None, error=error)
-        topic = incoming.response_topic or request.response_topic
-        topic = topic or topics.response(incoming.command)
+        default_topic = topics.response(incoming.command)
+        topic = incoming.response_topic or request.response_topic or default_topic
+        if (problem := _topic_problem(topic)) is not None:
+            self._gateway.metrics.bad_messages.labels("cmd").inc()
+            error = f"invalid response topic: {problem}; answered on {default_topic}"
+            return default_topic, self._answer(incoming, request, error=error)
+        seconds = TIMEOUTS_S.get(incoming.command, DEFAULT_TIMEOUT_S)
         try:
-            result = await self.run(incoming.command, request.args)
+            async with asyncio.timeout(seconds):
+                result = await self.run(incoming.command, request.args)
         except CommandError as exc:
             return topic, self._answer(incoming, request, error=str(exc))
+        except TimeoutError:
+            log.warning("command_timed_out", command=incoming.command, seconds=seconds)
+            error = f"{incoming.command} did not finish within {seconds:g} s and was stopped"
+            return topic, self._answer(incoming, request, error=error)
+        except Exception as exc:  # the router's supervisor: one bad command, not the router
+            self._gateway.metrics.task_restarts.labels(f"cmd:{incoming.command}").inc()
+            log.exception("command_crashed", command=incoming.command, error=repr(exc))
+            error = f"{incoming.command} failed unexpectedly ({type(exc).__name__}); see the log"
+            return topic, self._answer(incoming, request, error=error)
         return topic, self._answer(incoming, request, result=result)
 
     async def run(self, command: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -144,6 +209,19 @@ class CommandRouter:
         if not isinstance(inspection_id, str):
             raise CommandError("abort needs args.inspection_id")
         return self._gateway.runner.abort(inspection_id)
+
+
+def _topic_problem(topic: str) -> str | None:
+    """Why ``topic`` cannot be published to (None: it can)."""
+    if not topic:
+        return "empty"
+    if "+" in topic or "#" in topic:
+        return "wildcards (+, #) are not allowed in a topic to publish to"
+    if "\x00" in topic:
+        return "a NUL character"
+    if len(topic.encode("utf-8", errors="surrogatepass")) > MAX_TOPIC_BYTES:
+        return f"longer than {MAX_TOPIC_BYTES} bytes"
+    return None
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:

@@ -11,9 +11,12 @@ import asyncio
 from collections.abc import Callable
 from typing import Protocol
 
+import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from drivers.errors import DriverError, FrameError, ResponseTimeout
+from drivers.errors import FrameError, ResponseTimeout
+
+log = structlog.get_logger("lanegw.bus")
 
 #: called on every port state change: (bus, is_open, reason)
 PortCallback = Callable[[str, bool, str], None]
@@ -120,7 +123,7 @@ class BusMetrics:
         self._busy = metrics.bus_busy.labels(bus)
         self._per_device: dict[str, tuple[Counter, Histogram]] = {}
 
-    def request_done(self, device: str, seconds: float, error: DriverError | None) -> None:
+    def request_done(self, device: str, seconds: float, error: Exception | None) -> None:
         """Count the request, its time and its failure kind."""
         children = self._per_device.get(device)
         if children is None:
@@ -132,6 +135,13 @@ class BusMetrics:
             self._m.timeouts.labels(device).inc()
         if error is not None:
             self._m.errors.labels(device, type(error).__name__).inc()
+
+    def job_crashed(self, device: str, error: Exception) -> None:
+        """A bug surfaced in a bus job: log it with its traceback, count it."""
+        self._m.task_restarts.labels(f"bus:{self._bus}").inc()
+        log.error(
+            "bus_job_crashed", bus=self._bus, device=device, error=repr(error), exc_info=error
+        )
 
     def bad_frame(self, device: str, error: FrameError) -> None:
         """Count a skipped frame."""

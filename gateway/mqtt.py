@@ -2,11 +2,16 @@
 
 ``MqttLink.run`` connects, announces the gateway (retained birth on ``state``, with an
 offline will), subscribes to ``ack`` and ``cmd/+``, then runs one TaskGroup: the outbox
-delivery and the live publisher (status, telemetry, progress) as its tasks, the inbound
-dispatcher as its body. Any MQTT error ends the session; the link waits with exponential
-backoff plus jitter and reconnects on a fresh client, and delivery resumes from the
-oldest record still in the outbox (at-least-once, in order; record ids let the server
-drop duplicates). A dead link is noticed by the keepalive within about 1.5 periods.
+delivery, the live publisher (status, telemetry, progress) and the command answers as its
+tasks, the inbound dispatcher as its body. The dispatcher never waits on a command: it
+hands each one to the command router (which runs it as a task with its own timeout) and
+reads the next message, so acks, aborts and pings are never queued behind a 3-minute
+daily check; answers come back through ``respond``.
+
+Any MQTT error ends the session; the link waits with exponential backoff plus jitter and
+reconnects on a fresh client, and delivery resumes from the oldest record still in the
+outbox (at-least-once, in order; record ids let the server drop duplicates). A dead
+link is noticed by the keepalive within about 1.5 periods.
 
 Stopping: the link stops when its task is cancelled (SIGTERM). Once connected, also while
 still announcing itself, it first publishes the retained offline state (the broker sends
@@ -63,6 +68,8 @@ LIVE_BATCH = 32
 REPLY_TIMEOUT_S = 10.0
 #: seconds the offline state may take to publish at shutdown
 GOODBYE_TIMEOUT_S = 2.0
+#: command answers kept while the link is down (the oldest is dropped past this)
+RESPONSE_QUEUE_SIZE = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +82,17 @@ class Incoming:
     correlation_data: bytes | None
 
 
-CommandHandler = Callable[[Incoming], Awaitable[tuple[str, bytes] | None]]
+#: takes a command and returns at once (the answer comes later through ``respond``)
+CommandHandler = Callable[[Incoming], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A command's answer waiting to be published."""
+
+    topic: str
+    payload: bytes
+    correlation_data: bytes | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +121,7 @@ class MqttLink:
         self._client_id = config.client_id
         self.topics = Topics(config.mqtt.topic_root, config.station, config.lane)
         self._outbox = outbox
+        outbox.on_acked = metrics.delivered.inc
         self._metrics = metrics
         self._birth = birth
         self._offline = offline
@@ -113,6 +131,8 @@ class MqttLink:
         self._live: asyncio.Queue[tuple[str, bytes, int, bool, int | None]] = asyncio.Queue(
             LIVE_QUEUE_SIZE
         )
+        self._responses: deque[Response] = deque()
+        self._response_waiting = asyncio.Event()
         self.connected = False
         self.connected_event = asyncio.Event()
         self.reconnects = 0
@@ -128,6 +148,14 @@ class MqttLink:
         """Best-effort QoS 0 publish; dropped while offline (telemetry, progress)."""
         if self.connected:
             self._enqueue(topic, payload, 0, False, expiry_s)
+
+    def respond(self, topic: str, payload: bytes, correlation_data: bytes | None) -> None:
+        """Publish a command's answer (QoS 1), now or once connected again."""
+        if len(self._responses) >= RESPONSE_QUEUE_SIZE:
+            self._responses.popleft()
+            self._metrics.bad_messages.labels("response_dropped").inc()
+        self._responses.append(Response(topic, payload, correlation_data))
+        self._response_waiting.set()
 
     def _enqueue(self, topic: str, payload: bytes, qos: int, retain: bool, exp: int | None) -> None:
         if self._live.full():
@@ -207,6 +235,7 @@ class MqttLink:
                 async with asyncio.TaskGroup() as group:
                     group.create_task(self._deliver(client))
                     group.create_task(self._publish_live(client))
+                    group.create_task(self._publish_responses(client))
                     # the dispatcher is the group's body, so the body never ends before the
                     # group does (it raises when the connection drops): see the module doc
                     await self._dispatch(client)
@@ -277,15 +306,15 @@ class MqttLink:
         awaiting: deque[SentBatch] = deque()
         outbox = self._outbox
         while True:
-            if server_ack and self._ack_overdue(awaiting):
-                resend_from = max(awaiting[0].first_seq, outbox.oldest_seq() or 0)
+            if server_ack and await self._ack_overdue(awaiting):
+                resend_from = max(awaiting[0].first_seq, await outbox.oldest_seq() or 0)
                 log.warning("records_unacknowledged_resending", from_seq=resend_from)
                 awaiting.clear()
                 last_seq = resend_from - 1
-            batch = outbox.pending(last_seq, self._cfg.inflight)
+            batch = await outbox.pending(last_seq, self._cfg.inflight)
             if not batch:
                 outbox.changed.clear()
-                batch = outbox.pending(last_seq, self._cfg.inflight)
+                batch = await outbox.pending(last_seq, self._cfg.inflight)
                 if not batch:
                     await self._wait_for_records(awaiting)
                     continue
@@ -298,16 +327,16 @@ class MqttLink:
             self._metrics.publish_latency.observe(time.perf_counter() - started)
             seqs = [record.seq for record in batch]
             if server_ack:
-                outbox.mark_sent(seqs)
+                await outbox.mark_sent(seqs)
                 awaiting.append(SentBatch(seqs[0], seqs[-1], time.monotonic()))
             else:
-                outbox.remove(seqs)
+                await outbox.remove(seqs)
                 self._metrics.delivered.inc(len(seqs))
             last_seq = seqs[-1]
 
-    def _ack_overdue(self, awaiting: deque[SentBatch]) -> bool:
+    async def _ack_overdue(self, awaiting: deque[SentBatch]) -> bool:
         """Forget acknowledged batches; True when the oldest one left waits too long."""
-        oldest = self._outbox.oldest_seq()
+        oldest = await self._outbox.oldest_seq()
         while awaiting and (oldest is None or awaiting[0].last_seq < oldest):
             awaiting.popleft()  # every record below the oldest in the outbox was acked
         return bool(awaiting) and time.monotonic() - awaiting[0].sent_at >= self._cfg.ack_timeout_s
@@ -357,6 +386,23 @@ class MqttLink:
             properties.MessageExpiryInterval = expiry
         await publish_bounded(client, topic, payload, qos=qos, retain=retain, properties=properties)
 
+    async def _publish_responses(self, client: aiomqtt.Client) -> None:
+        """Publish command answers in order; one whose publish fails is kept for the next
+        session (the first in the queue leaves it only once the broker has it)."""
+        v5 = self._cfg.protocol == "5"
+        while True:
+            while not self._responses:
+                self._response_waiting.clear()
+                await self._response_waiting.wait()
+            answer = self._responses[0]
+            properties = None
+            if answer.correlation_data is not None and v5:
+                properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+                properties.CorrelationData = answer.correlation_data
+            await publish_bounded(client, answer.topic, answer.payload, 1, properties=properties)
+            if self._responses and self._responses[0] is answer:
+                self._responses.popleft()
+
     async def _dispatch(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
             topic = str(message.topic)
@@ -368,20 +414,14 @@ class MqttLink:
             if command is None:
                 continue
             props = message.properties
-            incoming = Incoming(
-                command,
-                payload,
-                getattr(props, "ResponseTopic", None),
-                getattr(props, "CorrelationData", None),
+            self._on_command(
+                Incoming(
+                    command,
+                    payload,
+                    getattr(props, "ResponseTopic", None),
+                    getattr(props, "CorrelationData", None),
+                )
             )
-            answer = await self._on_command(incoming)
-            if answer is not None:
-                response_topic, body = answer
-                out_props = None
-                if incoming.correlation_data is not None and self._cfg.protocol == "5":
-                    out_props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-                    out_props.CorrelationData = incoming.correlation_data
-                await publish_bounded(client, response_topic, body, qos=1, properties=out_props)
 
     def _handle_ack(self, payload: bytes) -> None:
         try:
@@ -390,8 +430,7 @@ class MqttLink:
             self._metrics.bad_messages.labels("ack").inc()
             log.warning("bad_ack", error=exc.errors(include_url=False)[0]["msg"], size=len(payload))
             return
-        removed = self._outbox.remove_ids(ack.record_ids)
-        self._metrics.delivered.inc(removed)
+        self._outbox.forget_acked(ack.record_ids)  # deleted on the outbox's thread
 
 
 def _stop_requested() -> bool:

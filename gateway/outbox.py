@@ -1,290 +1,147 @@
-"""The durable outbox: a record counts as produced only once it is committed here.
+"""The durable outbox as the event loop sees it: every SQLite call on the outbox's thread.
 
-SQLite in WAL mode with ``synchronous=FULL``: a commit is on disk before ``add`` returns,
-so a SIGKILL or power cut right after loses nothing that counted. A row leaves only when
-it was delivered (PUBACK, or the server's ack, per config). The per-gateway sequence
-number is kept in the same database and advanced in the same transaction as the insert,
-so it survives restarts without gaps.
+A commit is an fsync (1–9 ms on an edge box's flash) and a query over a backlog of
+100,000 records is not free either; run on the event loop, they stall polling and MQTT
+for that long. So ``Outbox`` owns one worker thread and runs every call of its
+``OutboxStore`` there, in submission order: a read submitted after a write sees it, as
+if it had run on the loop. Counters (depth, bytes, oldest age, alarm) are read without
+a query. See ``gateway.outbox_store`` for what is stored and when a record counts.
 
-The bound is on bytes: past ``alarm_fraction`` of ``max_bytes`` the outbox is in alarm
-and the gateway refuses to start new inspections; records of inspections already
-running are still accepted (results are never dropped). A full disk counts the same:
-new inspections are refused while less than ``MIN_FREE_BYTES`` are free or the last
-record could not be written (its producer keeps it and retries); a delivered record
-that cannot be deleted stays and its deletion is retried.
+Acknowledgements are the one call the MQTT dispatcher must not wait for (an ack must
+never queue behind anything): ``forget_acked`` queues the ids and returns; the task
+``apply_acks`` (run in the gateway's TaskGroup) deletes them, and the ids of acks that
+arrive while a deletion runs go together in the next transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import sqlite3
-import time
+import functools
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Final
+from typing import TypeVar
 
 import structlog
 
-from gateway.errors import OutboxFull
-from gateway.integrity import GENESIS_HASH, Sealed
+from gateway.outbox_store import (
+    MIN_FREE_BYTES,
+    OutboxStats,
+    OutboxStore,
+    PendingRecord,
+    SealFn,
+)
 from gateway.records import ResultRecord
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS records (
-    seq INTEGER PRIMARY KEY,
-    record_id TEXT NOT NULL UNIQUE,
-    payload BLOB NOT NULL,
-    created_at REAL NOT NULL,
-    produced_offline INTEGER NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value NOT NULL);
-"""
-
+__all__ = ["MIN_FREE_BYTES", "Outbox", "OutboxStats", "PendingRecord"]
 
 log = structlog.get_logger("lanegw.outbox")
 
-#: free space on the outbox's disk below which new inspections are refused
-MIN_FREE_BYTES: Final = 1024 * 1024
-
-#: signs a record (parsed JSON) and links it to the previous hash
-SealFn = Callable[[dict[str, Any], str], Sealed]
-
-
-@dataclass(frozen=True, slots=True)
-class PendingRecord:
-    """A record waiting for delivery, as stored (payload is the JSON without ``replayed``)."""
-
-    seq: int
-    record_id: str
-    payload: bytes
-    created_at: float
-    replayed: bool
-
-    def wire_payload(self) -> bytes:
-        """The published JSON: the stored object with the ``replayed`` flag appended."""
-        flag = b',"replayed":true}' if self.replayed else b',"replayed":false}'
-        return self.payload[:-1] + flag
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxStats:
-    """Depth, size and age of what waits for delivery."""
-
-    depth: int
-    bytes: int
-    oldest_age_s: float
-    last_seq: int
-    alarm: bool
+T = TypeVar("T")
 
 
 class Outbox:
-    """The SQLite outbox of one gateway. Used from the event loop thread only."""
+    """The gateway's outbox; its SQLite work runs on its own thread."""
 
     def __init__(self, path: Path, max_bytes: int, alarm_fraction: float = 0.8) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.store = OutboxStore(path, max_bytes, alarm_fraction)
         self.path = path
         self.max_bytes = max_bytes
-        self.alarm_bytes = int(max_bytes * alarm_fraction)
-        self._db = sqlite3.connect(path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._check_integrity()
-        self._db.executescript(_SCHEMA)
-        self._last_seq = int(self._meta("last_seq", 0))
-        self._last_hash = str(self._meta("last_hash", GENESIS_HASH))
-        depth, size = self._db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM records"
-        ).fetchone()
-        self._depth = int(depth)
-        self._bytes = int(size)
-        self._write_error: str | None = None  # why the last record could not be stored
-        self._unremoved: list[tuple[str, list[int] | list[str]]] = []  # deletions to retry
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
+        #: set when records may be waiting (cleared by the deliverer before it looks)
         self.changed = asyncio.Event()
-        if self._depth:
+        if self.store.depth:
             self.changed.set()
+        self._acked: list[str] = []  # acknowledged ids not yet deleted
+        self._acks_waiting = asyncio.Event()
+        #: called with the number of records each ack deletion removed
+        self.on_acked: Callable[[int], None] = lambda _removed: None
 
-    def _check_integrity(self) -> None:
-        (result,) = self._db.execute("PRAGMA quick_check").fetchone()
-        if result != "ok":
-            raise sqlite3.DatabaseError(f"outbox {self.path} failed its integrity check: {result}")
-
-    def _meta(self, key: str, default: int | str) -> int | str:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else default
+    async def _run(self, call: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._worker, call)
 
     # producing -------------------------------------------------------------------------
-    def add(
+    async def add(
         self, build: Callable[[int], ResultRecord], *, offline: bool, seal: SealFn | None = None
     ) -> ResultRecord:
         """Number, seal, store and commit one record; returns it once it is durable.
 
-        ``build`` gets the sequence number and returns the record; ``seal`` signs it and
-        links it to the previous record's hash (kept here, in the same transaction).
         Raises ``OutboxFull`` when the disk refuses the write (the caller keeps the
         record and retries).
         """
-        seq = self._last_seq + 1
-        record = build(seq)
-        data = json.loads(record.model_dump_json(exclude={"replayed"}))
-        if seal is not None:
-            sealed = seal(data, self._last_hash)
-            payload, new_hash = sealed.payload, sealed.hash
-        else:
-            payload, new_hash = json.dumps(data, separators=(",", ":")).encode(), self._last_hash
-        try:
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._db.execute(
-                    "INSERT INTO records (seq, record_id, payload, created_at, produced_offline)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (seq, record.record_id, payload, time.time(), int(offline)),
-                )
-                self._db.executemany(
-                    "INSERT INTO meta (key, value) VALUES (?, ?)"
-                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    [("last_seq", seq), ("last_hash", new_hash)],
-                )
-        except sqlite3.OperationalError as exc:
-            self._write_error = str(exc)
-            raise OutboxFull(f"outbox write failed: {exc}") from exc
-        self._write_error = None
-        self._last_seq = seq
-        self._last_hash = new_hash
-        self._depth += 1
-        self._bytes += len(payload)
+        record = await self._run(
+            functools.partial(self.store.add, build, offline=offline, seal=seal)
+        )
         self.changed.set()
-        self._retry_deletions()
         return record
 
     # delivering ------------------------------------------------------------------------
-    def pending(self, after_seq: int, limit: int) -> list[PendingRecord]:
+    async def pending(self, after_seq: int, limit: int) -> list[PendingRecord]:
         """Up to ``limit`` records with ``seq > after_seq``, oldest first."""
-        rows = self._db.execute(
-            "SELECT seq, record_id, payload, created_at, produced_offline, attempts"
-            " FROM records WHERE seq > ? ORDER BY seq LIMIT ?",
-            (after_seq, limit),
-        ).fetchall()
-        return [
-            PendingRecord(seq, rid, bytes(payload), created, bool(offline or attempts))
-            for seq, rid, payload, created, offline, attempts in rows
-        ]
+        return await self._run(functools.partial(self.store.pending, after_seq, limit))
 
-    def oldest_seq(self) -> int | None:
+    async def oldest_seq(self) -> int | None:
         """The sequence number of the oldest record still waiting, if any."""
-        if not self._depth:
-            return None
-        (seq,) = self._db.execute("SELECT MIN(seq) FROM records").fetchone()
-        return None if seq is None else int(seq)
+        return await self._run(self.store.oldest_seq)
 
-    def mark_sent(self, seqs: Iterable[int]) -> None:
+    async def mark_sent(self, seqs: Iterable[int]) -> None:
         """Count a delivery attempt (records kept until the server acknowledges them)."""
-        try:
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")  # one transaction (one fsync), not one per row
-                self._db.executemany(
-                    "UPDATE records SET attempts = attempts + 1 WHERE seq = ?",
-                    [(s,) for s in seqs],
-                )
-        except sqlite3.OperationalError as exc:  # disk full: the count is only a flag
-            log.warning("outbox_write_failed", action="mark_sent", error=str(exc))
+        await self._run(functools.partial(self.store.mark_sent, list(seqs)))
 
-    def remove(self, seqs: Iterable[int]) -> int:
+    async def remove(self, seqs: Iterable[int]) -> int:
         """Delete delivered records by sequence number; returns how many went."""
-        return self._delete("seq", list(seqs))
+        return await self._run(functools.partial(self.store.remove, list(seqs)))
 
-    def remove_ids(self, record_ids: Iterable[str]) -> int:
-        """Delete records the server acknowledged; unknown ids are ignored."""
-        return self._delete("record_id", list(record_ids))
+    def forget_acked(self, record_ids: Iterable[str]) -> None:
+        """Queue the deletion of acknowledged records and return at once."""
+        self._acked.extend(record_ids)
+        self._acks_waiting.set()
 
-    def _delete(self, column: str, keys: list[int] | list[str]) -> int:
-        return self._retry_deletions() + self._delete_now(column, keys)
+    async def apply_acks(self) -> None:
+        """Delete acknowledged records as acks come in, forever (a task of the gateway)."""
+        while True:
+            await self._acks_waiting.wait()
+            await self._delete_acked()
 
-    def _retry_deletions(self) -> int:
-        """Delete what could not be deleted before (the disk was full)."""
-        retry, self._unremoved = self._unremoved, []
-        return sum(self._delete_now(column, keys) for column, keys in retry)
+    async def _delete_acked(self) -> None:
+        self._acks_waiting.clear()
+        while self._acked:
+            ids, self._acked = self._acked, []
+            removed = await self._run(functools.partial(self.store.remove_ids, ids))
+            self.on_acked(removed)
 
-    def _delete_now(self, column: str, keys: list[int] | list[str]) -> int:
-        if not keys:
-            return 0
-        try:
-            return self._delete_rows(column, keys)
-        except sqlite3.OperationalError as exc:  # disk full: keep them, delete them later
-            log.warning("outbox_write_failed", action="delete", records=len(keys), error=str(exc))
-            self._unremoved.append((column, keys))
-            return 0
-
-    def _delete_rows(self, column: str, keys: list[int] | list[str]) -> int:
-        removed = 0
-        freed = 0
-        with self._db:
-            self._db.execute("BEGIN IMMEDIATE")  # all chunks in one transaction (one fsync)
-            for start in range(0, len(keys), 500):
-                chunk = keys[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                (size,) = self._db.execute(
-                    f"SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM records"  # noqa: S608
-                    f" WHERE {column} IN ({marks})",
-                    chunk,
-                ).fetchone()
-                cursor = self._db.execute(
-                    f"DELETE FROM records WHERE {column} IN ({marks})",  # noqa: S608
-                    chunk,
-                )
-                removed += cursor.rowcount
-                freed += int(size)
-        self._depth -= removed
-        self._bytes -= freed
-        return removed
-
-    # state -----------------------------------------------------------------------------
+    # state (no query) ------------------------------------------------------------------
     def require_room(self) -> None:
-        """Raise ``OutboxFull`` when the outbox is in alarm or its disk is full (refuse
-        new inspections)."""
-        if self.alarm:
-            raise OutboxFull(
-                f"outbox holds {self._bytes} bytes, over {self.alarm_bytes} of {self.max_bytes}:"
-                " new inspections are refused until the station receives the backlog"
-            )
-        if self._write_error is not None:
-            raise OutboxFull(
-                f"the outbox cannot store records ({self._write_error}):"
-                " new inspections are refused until it can"
-            )
-        free = self.free_bytes()
-        if free < MIN_FREE_BYTES:
-            raise OutboxFull(
-                f"the disk holding the outbox has {free} bytes free, less than"
-                f" {MIN_FREE_BYTES}: new inspections are refused until space returns"
-            )
+        """Raise ``OutboxFull`` when new inspections must be refused (alarm, disk full)."""
+        self.store.require_room()
 
     def free_bytes(self) -> int:
         """Bytes free for this process on the outbox's file system."""
-        stat = os.statvfs(self.path.parent)
-        return stat.f_bavail * stat.f_frsize
+        return self.store.free_bytes()
 
     @property
     def alarm(self) -> bool:
         """True once the bytes waiting reach the alarm threshold."""
-        return self._bytes >= self.alarm_bytes
+        return self.store.alarm
+
+    @property
+    def alarm_bytes(self) -> int:
+        """Bytes at which the alarm starts."""
+        return self.store.alarm_bytes
 
     @property
     def last_seq(self) -> int:
         """The sequence number of the last record produced."""
-        return self._last_seq
+        return self.store.last_seq
 
     def stats(self) -> OutboxStats:
         """Depth, bytes and oldest age, for status and metrics."""
-        oldest = 0.0
-        if self._depth:
-            (created,) = self._db.execute("SELECT MIN(created_at) FROM records").fetchone()
-            oldest = max(0.0, time.time() - float(created))
-        return OutboxStats(self._depth, self._bytes, oldest, self._last_seq, self.alarm)
+        return self.store.stats()
 
-    def close(self) -> None:
-        """Checkpoint and close the database."""
-        self._db.close()
+    async def aclose(self) -> None:
+        """Apply the queued acks, then checkpoint and close the database on its thread."""
+        try:
+            await self._delete_acked()
+        finally:
+            await self._run(self.store.close)
+            self._worker.shutdown(wait=True)

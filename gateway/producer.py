@@ -95,7 +95,9 @@ class RecordProducer:
         while True:
             try:
                 gw.evidence.flush()  # the evidence a record names is on disk before it
-                record = gw.outbox.add(build, offline=not gw.link.connected, seal=gw.sealer.seal)
+                record = await gw.outbox.add(
+                    build, offline=not gw.link.connected, seal=gw.sealer.seal
+                )
             except (OutboxFull, OSError) as exc:
                 log.error("record_not_stored_retrying", item=draft.item_code, error=str(exc))
                 await asyncio.sleep(RETRY_S)

@@ -57,7 +57,7 @@ class Recorder:
     opened: asyncio.Event = field(default_factory=asyncio.Event)
     lost: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def request_done(self, device: str, seconds: float, error: DriverError | None) -> None:
+    def request_done(self, device: str, seconds: float, error: Exception | None) -> None:
         self.requests += 1
         if error is not None:
             self.errors.append(error)

@@ -236,7 +236,7 @@ async def test_a_session_failing_as_the_link_stops_still_stops_it(
 
     link_task: asyncio.Task[None] | None = None
 
-    async def fail_as_the_daemon_stops(incoming: Incoming) -> tuple[str, bytes] | None:
+    def fail_as_the_daemon_stops(incoming: Incoming) -> None:
         assert link_task is not None
         link_task.cancel()
         raise OSError(f"{incoming.command}: the session fails in the same step")
@@ -268,4 +268,4 @@ async def test_a_session_failing_as_the_link_stops_still_stops_it(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        outbox.close()
+        await outbox.aclose()

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from simulators.lane import SimDevice, SimLane
+from simulators.devices.tlch10 import SpeedRun
+from simulators.scenario import Scenario
 from tests.harness import running_lane, scenario_at_speed
 from tests.mosquitto import Mosquitto
 
@@ -43,6 +45,16 @@ def speedometer_lane(lane: SimLane) -> Any:
     return [bus], [device]
 
 
+def slow_ramp() -> Scenario:
+    """A driver who takes about a minute to reach the dashboard's 40 km/h: the item waits
+    in ``speedometer_spinning`` until the abort, however long the CLI takes to start."""
+    scenario = scenario_at_speed(SCENARIO, 1.0)
+    assert scenario.vehicle.speedometer is not None
+    slow = scenario.vehicle.speedometer.model_copy(update={"ramp_kmh_per_s": 0.7})
+    vehicle = scenario.vehicle.model_copy(update={"speedometer": slow})
+    return scenario.model_copy(update={"vehicle": vehicle})
+
+
 def start_args(config: str, inspection_id: str, vin: str = VIN) -> list[str]:
     return [
         "inspect",
@@ -63,8 +75,7 @@ def start_args(config: str, inspection_id: str, vin: str = VIN) -> list[str]:
 async def test_abort_ends_the_inspection_and_the_lane_goes_on(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
-    # time scale 0.5: the speed ramp takes a couple of seconds, time to abort it
-    sims = SimLane(scenario_at_speed(SCENARIO, 0.5), [SimDevice("speedometer", "tlch10")])
+    sims = SimLane(slow_ramp(), [SimDevice("speedometer", "tlch10")])
     config = str(tmp_path / "lane.yaml")
     async with running_lane(tmp_path, mosquitto.port, sims, speedometer_lane) as (_, station):
         code, _, err = await lanegw(*start_args(config, "44010012026112901", vin="BAD"))
@@ -87,6 +98,9 @@ async def test_abort_ends_the_inspection_and_the_lane_goes_on(
         code, _, err = await lanegw("inspect", "abort", "44010012026112902", "-c", config)
         assert code == 1 and "no inspection" in err
 
+        # the next driver is quick again: the lane goes on after the abort
+        speedometer = sims.running["speedometer"].sim
+        speedometer.run = SpeedRun(speedometer.run.target_kmh, 16.0)
         code, _, err = await lanegw(*start_args(config, "44010012026112903"))
         assert code == 0, err
         await station.wait_for(lambda: len(station.unique_results()) >= 4, timeout=60)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from gateway.integrity import GENESIS_HASH, KeyFileError, Sealer, load_or_create_key
-from gateway.outbox import Outbox
+from gateway.outbox_store import OutboxStore
 from gateway.records import Measurement, ResultRecord, Verdict, utc_now
 from gateway.verify import verify
 
@@ -37,7 +37,7 @@ def build(seq: int) -> ResultRecord:
 @pytest.fixture
 def chain(tmp_path: Path) -> tuple[list[dict[str, Any]], str]:
     sealer = Sealer(load_or_create_key(tmp_path / "gateway.key"))
-    box = Outbox(tmp_path / "outbox.sqlite3", 10_000_000)
+    box = OutboxStore(tmp_path / "outbox.sqlite3", 10_000_000)
     for _ in range(6):
         box.add(build, offline=False, seal=sealer.seal)
     records = [json.loads(p.wire_payload()) for p in box.pending(0, 100)]

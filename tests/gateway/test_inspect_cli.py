@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from simulators.lane import SimDevice, SimLane
 from simulators.devices.tlch10 import SpeedRun
+from simulators.lane import SimDevice, SimLane
 from simulators.scenario import Scenario
 from tests.harness import running_lane, scenario_at_speed
 from tests.mosquitto import Mosquitto

@@ -3,15 +3,19 @@
 - The gateway's Ed25519 key is created at first start in ``{state_dir}/gateway.key``
   (mode 0600); the daemon refuses to start if the file is readable by group or others.
   Its public key is announced in the birth message.
-- A record's *body* is its canonical JSON (keys sorted, no spaces, UTF-8) without the
-  ``signature`` and ``replayed`` fields. ``signature`` is the Ed25519 signature of the
-  body; the record's hash is SHA-256 of the body.
+- A record's *body* is its canonical JSON without the ``signature`` and ``replayed``
+  fields. ``signature`` is the Ed25519 signature of the body; the record's hash is
+  SHA-256 of the body.
 - ``prev_hash`` is the hash of the previous record of the same gateway (``seq - 1``),
   so a deleted, reordered or altered record breaks the chain. The first record ever
   carries 64 zeros.
 
-Canonical JSON is computed from the parsed JSON (``json.loads`` then ``json.dumps`` with
-sorted keys), so a verifier in any language gets the same bytes from what it received.
+Canonical JSON is RFC 8785 (JCS: keys sorted by UTF-16 code units, numbers as
+ECMAScript prints them, minimal string escapes, UTF-8), computed from the parsed JSON,
+so a verifier in any language (a regulator's in Java or C#) rebuilds the same bytes with
+any JCS library. Records signed so carry ``"canon": "rfc8785"`` inside the signed body.
+Records signed before that (no ``canon`` field) used Python's ``json.dumps`` with sorted
+keys, whose float formatting is Python's own; they still verify, with that rule.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -33,15 +38,28 @@ from gateway.errors import GatewayError
 
 GENESIS_HASH: Final = "0" * 64
 UNSIGNED_FIELDS: Final = ("signature", "replayed")
+#: the record field naming its canonicalization, and the value of RFC 8785's
+CANON_FIELD: Final = "canon"
+CANON_JCS: Final = "rfc8785"
 
 
 class KeyFileError(GatewayError):
     """The gateway key file cannot be used safely."""
 
 
+class NotCanonicalizable(GatewayError, ValueError):
+    """A record holds a value JCS cannot represent (NaN, an integer beyond 2**53)."""
+
+
 def canonical_body(record: dict[str, Any]) -> bytes:
-    """The signed bytes of a record (parsed JSON object)."""
+    """The signed bytes of a record (parsed JSON object), by the record's own rule."""
     body = {k: v for k, v in record.items() if k not in UNSIGNED_FIELDS}
+    if record.get(CANON_FIELD) == CANON_JCS:
+        try:
+            return rfc8785.dumps(body)
+        except rfc8785.CanonicalizationError as exc:
+            raise NotCanonicalizable(f"record cannot be canonicalized: {exc}") from None
+    # records signed before RFC 8785 (no canon field): Python's sorted-keys JSON
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -106,7 +124,7 @@ class Sealer:
 
     def seal(self, record: dict[str, Any], prev_hash: str) -> Sealed:
         """Add ``prev_hash`` and ``signature`` to a record (parsed JSON, no ``replayed``)."""
-        record = {**record, "prev_hash": prev_hash}
+        record = {**record, CANON_FIELD: CANON_JCS, "prev_hash": prev_hash}
         body = canonical_body(record)
         record["signature"] = base64.b64encode(self._key.sign(body)).decode()
         payload = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
@@ -117,6 +135,6 @@ def signature_valid(record: dict[str, Any], key: Ed25519PublicKey) -> bool:
     """Whether the record's signature matches its body under ``key``."""
     try:
         key.verify(base64.b64decode(record.get("signature") or ""), canonical_body(record))
-    except (InvalidSignature, ValueError):
+    except (InvalidSignature, ValueError):  # NotCanonicalizable is a ValueError too
         return False
     return True

@@ -128,6 +128,11 @@ class ResultRecord(_Model):
     )
     started_at: datetime
     finished_at: datetime
+    canon: Literal["rfc8785"] | None = Field(
+        default=None,
+        description="how the signed body is canonicalized: rfc8785 (JCS); absent on records"
+        " signed before it (Python's sorted-keys JSON)",
+    )
     prev_hash: str = Field(
         default="", description="SHA-256 of the previous record's body (hash chain per gateway)"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from gateway.inspection.items import ItemAborted, ItemContext
 from gateway.records import Measurement
@@ -39,22 +40,31 @@ def check_order(ctx: ItemContext, method: str, fuels: frozenset[str]) -> None:
 
 
 class Ticker:
-    """Ticks every ``period_s`` on absolute deadlines, so a slow read does not drift."""
+    """Ticks every ``period_s`` on absolute deadlines, so a slow read does not drift.
 
-    def __init__(self, period_s: float) -> None:
+    ``clock`` and ``sleep`` default to the running loop's; a test passes a fake pair.
+    """
+
+    def __init__(
+        self,
+        period_s: float,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.period_s = period_s
-        self._loop = asyncio.get_running_loop()
-        self._start = self._loop.time()
+        self._clock = clock or asyncio.get_running_loop().time
+        self._sleep = sleep
+        self._start = self._clock()
         self._next = self._start
 
     def elapsed(self) -> float:
         """Seconds since the ticker started (real, unscaled)."""
-        return self._loop.time() - self._start
+        return self._clock() - self._start
 
     async def tick(self) -> None:
         """Sleep until the next deadline (at once when already late)."""
         self._next += self.period_s
-        late = self._loop.time() - self._next
+        late = self._clock() - self._next
         if late > self.period_s:  # fell behind by more than one period: catch up, no burst
-            self._next = self._loop.time()
-        await asyncio.sleep(max(0.0, self._next - self._loop.time()))
+            self._next = self._clock()
+        await self._sleep(max(0.0, self._next - self._clock()))

@@ -3,7 +3,6 @@ sampling clock, and the analyser simulator's scripted driver."""
 
 from __future__ import annotations
 
-import asyncio
 import math
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from gateway.inspection.procedures import PROCEDURES
 from gateway.limits import load_table
 from gateway.records import Verdict
 from simulators.devices.engine_script import DriverScript, DriverScriptOptions, EngineRegime
-from tests.drivers.test_nha503_driver import FAST, FakeClock, rig
+from tests.drivers.test_nha503_driver import FAST, rig
 from tests.harness import order
 
 PETROL = load_table("gb18285-2018")
@@ -193,12 +192,39 @@ def test_items_are_registered_with_their_devices() -> None:
     assert [c.value for c in PROCEDURES["FA"].needs] == ["opacimeter"]
 
 
+class SleepClock:
+    """Time that moves only when slept through or spent by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.sleeps: list[float] = []
+
+    def time(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
 async def test_ticker_does_not_drift() -> None:
-    ticker = Ticker(0.01)
+    clock = SleepClock()
+    ticker = Ticker(0.01, clock.time, clock.sleep)
     for _ in range(20):
         await ticker.tick()
-        await asyncio.sleep(0.004)  # a read inside the period does not push the schedule
-    assert 0.2 <= ticker.elapsed() < 0.4
+        clock.now += 0.004  # a read inside the period does not push the schedule
+    assert ticker.elapsed() == pytest.approx(20 * 0.01 + 0.004)
+    assert clock.sleeps[1:] == pytest.approx([0.006] * 19)
+
+
+async def test_a_late_ticker_catches_up_without_a_burst() -> None:
+    clock = SleepClock()
+    ticker = Ticker(1.0, clock.time, clock.sleep)
+    await ticker.tick()
+    clock.now += 3.5  # a read took three and a half periods
+    await ticker.tick()  # late by more than a period: the schedule restarts from now
+    await ticker.tick()
+    assert clock.sleeps == pytest.approx([1.0, 0.0, 1.0])
 
 
 # --- the simulator's scripted driver --------------------------------------------------------
@@ -220,7 +246,7 @@ def test_driver_script_follows_the_clock() -> None:
 
 
 async def test_analyser_simulator_plays_the_driver() -> None:
-    clock = FakeClock()
+    clock = SleepClock()
     async with rig(sim_options={"driver_script": {}}, clock=clock) as r:
         await r.driver.pump_on()
         assert (await r.driver.read_gases()).engine_speed_rpm == 800

@@ -7,8 +7,9 @@ off exponentially up to ``BACKOFF_MAX_S`` so a dead device costs its bus little 
 not slow the other devices on it. A procedure that needs the device to itself takes
 ``hold()``; polling pauses meanwhile.
 
-This is the one place with a broad ``except``: a bug in a driver must be logged with its
-traceback and counted, and polling must go on.
+This is the one place with a broad ``except``: a bug in a driver, or in what the gateway
+does with a reading (telemetry, live monitors), must be logged with its traceback and
+counted, and polling must go on.
 """
 
 from __future__ import annotations
@@ -112,7 +113,11 @@ class DeviceSupervisor:
         self.last_reading = reading
         self.last_reading_at = time.monotonic()
         self._set(Availability.ONLINE, None)
-        self._on_reading(self.device_id, reading)
+        try:
+            self._on_reading(self.device_id, reading)
+        except Exception as exc:  # a bug publishing the reading is not the device's failure
+            self._metrics.task_restarts.labels(f"reading:{self.device_id}").inc()
+            self._log.exception("reading_not_published", error=repr(exc))
 
     def _failed(self, exc: Exception) -> None:
         self.failures += 1

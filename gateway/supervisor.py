@@ -115,7 +115,7 @@ class DeviceSupervisor:
         self._set(Availability.ONLINE, None)
         try:
             self._on_reading(self.device_id, reading)
-        except Exception as exc:  # a bug publishing the reading is not the device's failure
+        except Exception as exc:  # noqa: BLE001 (publishing a reading is not the device failing)
             self._metrics.task_restarts.labels(f"reading:{self.device_id}").inc()
             self._log.exception("reading_not_published", error=repr(exc))
 

@@ -19,6 +19,7 @@ _MODULES: tuple[str, ...] = (
     "simulators.devices.modbus_sim",
     "simulators.devices.jxgt2",
     "simulators.devices.tlch10",
+    "simulators.devices.xincheng",
 )
 
 

@@ -125,7 +125,7 @@ class DynoBase(ABC):
         """Speed, force, power, lift, motor and control mode now."""
         reading = await self._read()
         await self._follow(reading)
-        return reading
+        return self._stamp(reading)  # with the set-point the follower may just have sent
 
     async def poll(self) -> DynoReading:
         """Snapshot for the supervisor."""

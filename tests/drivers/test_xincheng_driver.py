@@ -165,12 +165,16 @@ async def test_a_dyno_dropping_out_mid_mode_stops_the_stream() -> None:
     async with dyno_rig(scenario, driver_options={"stream_silence_s": 0.3}) as r:
         await r.driver.lift(False)
         await r.driver.set_constant_power(P5025)
-        got = 0
-        with pytest.raises(ResponseTimeout):
+        got: list[float] = []
+
+        async def follow() -> None:
             async with contextlib.aclosing(r.driver.stream()) as frames, asyncio.timeout(10):
-                async for _reading in frames:
-                    got += 1
-        assert got > 0
+                async for reading in frames:
+                    got.append(reading.speed_kmh)
+
+        with pytest.raises(ResponseTimeout):
+            await follow()
+        assert got
         with pytest.raises(ResponseTimeout):
             await r.driver.read_state()
 

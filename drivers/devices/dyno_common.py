@@ -9,8 +9,9 @@ and implements the parts of ``Dynamometer`` that do not depend on the wire:
   constant-force updates after each reading (at most every ``road_load_period_s``), as
   lane software does for VMAS;
 - ``stream``: readings at the device's rate while it pushes frames (``_chunk``), else
-  one ``read_state`` per ``1 / rate_hz``; each chunk is one bus transaction, so
-  commands queued meanwhile go out between chunks.
+  one ``read_state`` per ``1 / rate_hz`` (up to ``stream_retries`` failed reads in a row
+  are ridden out: one corrupted reply does not end an ASM mode; more raise); each chunk
+  is one bus transaction, so commands queued meanwhile go out between chunks.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from drivers.devices.base import DeviceClass
 from drivers.devices.dyno_api import Ambient, ControlMode, DynoReading, RoadLoad
-from drivers.errors import LocalProtocolError
+from drivers.errors import LocalProtocolError, ProtocolError, ResponseTimeout
 
 #: base inertia of a light-duty ASM/VMAS dyno: 2000 lb (907.2 kg), the usual flywheel
 DEFAULT_BASE_INERTIA_KG: Final = 907.2
@@ -53,6 +54,9 @@ class DynoOptions(BaseModel):
         default=1.0, gt=0, description="a pushed stream silent this long: the dyno dropped out"
     )
     stream_chunk_frames: int = Field(default=5, ge=1, le=100, description="frames per chunk")
+    stream_retries: int = Field(
+        default=2, ge=0, description="polled stream: failed reads in a row it rides out"
+    )
 
 
 class RoadLoadFollower:
@@ -162,11 +166,19 @@ class DynoBase(ABC):
             raise LocalProtocolError(f"stream rate {rate_hz} Hz must be positive")
         period = 1.0 / rate_hz
         loop = asyncio.get_running_loop()
+        failures = 0
         while True:
             started = loop.time()
             chunk = await self._chunk()
             if chunk is None:
-                reading = await self.read_state()
+                try:
+                    reading = await self.read_state()
+                except (ProtocolError, ResponseTimeout):
+                    failures += 1
+                    if failures > self._options.stream_retries:
+                        raise
+                    continue
+                failures = 0
                 yield reading
                 await asyncio.sleep(max(0.0, started + period - loop.time()))
                 continue

@@ -26,9 +26,9 @@ by the table ``PIDS``; Mode 03 DTCs (CAN: a count byte first); Mode 09 VIN (02),
 calibration ids (04, 16 ASCII each), CVNs (06, 4 bytes each). Legacy protocols send Mode
 09 items as several frames each carrying the message number: ``assemble`` joins them.
 
-Resync: a reply is cut at ``>``; a reply holding bytes that are not printable ASCII (or
-CR, LF, NUL) is dropped whole as a ``FrameError``, and so is a run of
-``MAX_REPLY`` bytes without a prompt.
+Resync: a reply is cut at ``>``; bytes that are not printable ASCII (or CR, LF, NUL) are
+line noise: everything up to the last of them is dropped as a ``FrameError`` and the text
+after it is kept as the reply; a run of ``MAX_REPLY`` bytes without a prompt is dropped.
 """
 
 from __future__ import annotations
@@ -129,9 +129,10 @@ class PromptDecoder(FrameDecoder[ElmReply]):
                 raise self._drop(len(buf), "no prompt within the longest reply")
             return NEED_DATA
         raw = bytes(buf[:end])
+        bad = [i for i, b in enumerate(raw) if b not in _ALLOWED]
+        if bad:  # line noise: drop through the last non-text byte, keep the text after it
+            raise self._drop(bad[-1] + 1, "non-text bytes in a reply")
         del buf[: end + 1]
-        if not all(b in _ALLOWED for b in raw):
-            raise FrameError(f"reply with non-text bytes: dropped {raw.hex(' ')}", raw)
         text = raw.replace(b"\x00", b"").decode("ascii")
         lines = tuple(line.strip() for line in re.split(r"[\r\n]+", text) if line.strip())
         return ElmReply(lines)

@@ -122,10 +122,10 @@ def test_bad_lines_and_garbage() -> None:
         parse_frames(("HELLO",), "6", True)
     with pytest.raises(FrameError):
         assemble([Frame("7E8", bytes.fromhex("21 00"))], "6")
-    stream = b"\xff\x80junk>" + RPM + b"OK\r>"
+    stream = b"\xff\x80>" + b"\x00\xfe" + RPM + b"OK\r>"
     got, errors = decode_all(PromptDecoder(), stream)
-    assert [r.lines for r in got] == [("41 0C 1A F8",), ("OK",)]
-    assert len(errors) == 1
+    assert [r.lines for r in got] == [(), ("41 0C 1A F8",), ("OK",)]
+    assert len(errors) == 2
     decoder = PromptDecoder()
     decoder.feed(b"41 0C")
     assert decoder.next_message() is NEED_DATA

@@ -95,7 +95,7 @@ class Flv1000Flowmeter:
             pressure_abnormal=StatusBits.PRESSURE_ABNORMAL in bits,
             temperature_abnormal=StatusBits.TEMPERATURE_ABNORMAL in bits,
             o2_warming=StatusBits.O2_WARMING in bits,
-            raw=status.raw,
+            status_hex=bytes(status.raw).hex(" "),
         )
 
     async def read_version(self) -> str:

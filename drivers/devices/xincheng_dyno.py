@@ -166,7 +166,9 @@ class XinChengDyno(DynoBase):
             control_mode=self.control_mode,
             duty_pct=fields.get("duty_pct"),
             remote_key=response.remote_key,
-            photocells=response.photocells,
+            photocell_1=response.photocells[0],
+            photocell_2=response.photocells[1],
+            photocell_3=response.photocells[2],
             received_s=received,
         )
         return self._stamp(reading)

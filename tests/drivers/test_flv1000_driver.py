@@ -51,7 +51,7 @@ async def test_registered_and_idle_values() -> None:
         assert reading.flow_standard_l_s == pytest.approx(
             110 * 101 / 101.325 * 273.15 / 311.15, abs=0.1
         )
-        assert await meter.read_status() == FlowStatus(False, False, False, False, (0, 0, 0))
+        assert await meter.read_status() == FlowStatus(False, False, False, False, "00 00 00")
         assert await r.driver.read_version() == "FLV1000 V2.1"
 
 

@@ -64,7 +64,8 @@ async def test_asm_5025_load_holds_the_commanded_power() -> None:
         assert state.lifted is False
         assert state.speed_kmh == pytest.approx(25.0, abs=0.3)
         assert state.power_kw == pytest.approx(P5025, rel=0.01)
-        assert state.photocells == (True, False, False)  # the car stands on the rollers
+        # the car stands on the rollers: photocell 1
+        assert (state.photocell_1, state.photocell_2, state.photocell_3) == (True, False, False)
         assert r.sim.commands[:3] == ["JD", "SP", "BP"]
 
 

@@ -8,7 +8,8 @@ steps ``STEP_S`` up to the clock's ``now / time_scale``)::
 - ``F_parasitic`` = A + B·v + C·v² (``scenario.dyno.parasitic``), ``F_tyre`` the car's tyre
   losses on the rollers (``powertrain.roller_loss_n``); both only oppose motion.
 - The PAU applies the commanded control (``command``): constant force, constant power
-  (F = P / v, v at least ``MIN_POWER_SPEED_KMH``), constant speed (a PI controller that
+  (F = P / v; below ``MIN_POWER_SPEED_KMH`` the force falls linearly to 0 at standstill,
+  so a car can pull away under an ASM load), constant speed (a PI controller that
   brakes the rollers down to the target: an eddy-current PAU can only brake), PWM duty
   (a share of ``max_force_n``) or nothing; its force follows with a first-order lag
   ``pau_tau_s``. What the dyno reports as force is the PAU's force; power is F·v.
@@ -36,9 +37,9 @@ from simulators.base import LanePosition
 from simulators.devices.drive_cycles import CYCLES, accel_at, speed_at
 from simulators.scenario import DriveStep, Powertrain, Scenario, ScriptedDriver
 
-STEP_S: Final = 0.02  # integration step, scenario seconds
+STEP_S: Final = 0.05  # integration step, scenario seconds
 KMH: Final = 3.6  # km/h per m/s
-MIN_POWER_SPEED_KMH: Final = 10.0  # constant power below this speed is constant force
+MIN_POWER_SPEED_KMH: Final = 10.0  # constant power from this speed, less below
 LIFT_BRAKE_N: Final = 6000.0  # roller brake while the lift is up
 MOVING_KMH: Final = 1.0  # the lift refuses to rise above this speed
 HOLD_ACCEL_KMH_S: Final = 5.0  # how briskly the driver reaches a hold speed
@@ -297,7 +298,8 @@ class RollerPlant:
         if mode == "force":
             wanted = target
         elif mode == "power":
-            wanted = target * 1000 * KMH / max(v, MIN_POWER_SPEED_KMH)
+            low = MIN_POWER_SPEED_KMH
+            wanted = target * 1000 * KMH / v if v >= low else target * 1000 * KMH * v / (low * low)
         elif mode == "pwm":
             wanted = limit * target / 100
         elif mode == "speed":

@@ -84,6 +84,8 @@ class EngineState:
     phase: str | None  # label of the driver's step (asm5025, vmas, lug_down...)
     #: roller speed over VelMaxHP (lug-down points 1.0 and 0.8)
     vel_ratio: float
+    #: clock time (the simulators' clock, not scenario time) the driver's step began
+    phase_since: float | None = None
 
 
 class DriverRun:
@@ -208,6 +210,10 @@ class RollerPlant:
         """Scenario seconds since the plant started, at ``now`` (clock time)."""
         return ((self._clock() if now is None else now) - self._origin) / self._scale
 
+    def clock_time(self, scenario_t: float) -> float:
+        """The clock time of scenario time ``scenario_t``."""
+        return self._origin + scenario_t * self._scale
+
     def advance(self, now: float | None = None) -> None:
         """Integrate up to ``now`` (clock time; default: the clock's now)."""
         until = self.scenario_time(now)
@@ -267,7 +273,9 @@ class RollerPlant:
         on = self.car_on_rollers
         rpm = max(pt.idle_rpm, pt.rpm_per_kmh * self.speed_kmh) if on else pt.idle_rpm
         wheel = max(0.0, self.engine_force_n) * self.speed_kmh / KMH / 1000
-        step = self.driver.step if self.driver is not None and on else None
+        driver = self.driver
+        step = driver.step if driver is not None and on else None
+        since = None if step is None or driver is None else self.clock_time(driver.step_started)
         return EngineState(
             on_rollers=on,
             speed_kmh=self.speed_kmh,
@@ -276,6 +284,7 @@ class RollerPlant:
             throttle=self.throttle if on else 0.0,
             phase=step.phase if step is not None else None,
             vel_ratio=self.speed_kmh / pt.vel_max_hp_kmh,
+            phase_since=since,
         )
 
     # --- physics ----------------------------------------------------------------------

@@ -4,24 +4,30 @@ over TCP (one manual clock for the physics)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from drivers.bus import StreamBus
+from drivers.devices.elm327_obd import Elm327Obd
 from drivers.devices.flb100_opacimeter import Flb100Opacimeter
+from drivers.devices.flv1000_flowmeter import Flv1000Flowmeter
 from drivers.devices.nha503_analyser import Nha503Analyser
 from drivers.devices.xincheng_dyno import XinChengDyno
 from simulators.base import LanePosition, SimContext
+from simulators.devices.dyno_physics import plant_of
 from simulators.devices.flb100 import Flb100Sim
 from simulators.devices.nha503 import Nha503Sim
 from simulators.devices.xincheng import XinChengSim
 from simulators.faults import FaultPlan
-from simulators.lane import DEFAULT_LANE
+from simulators.lane import DEFAULT_LANE, SimDevice, SimLane
 from simulators.scenario import Scenario
 from tests.drivers.dyno_rig import Clock, make_scenario
 from tests.drivers.stream_rig import stream_bus
+from tests.harness import serving
 
 DIRTY_5025 = {"hc_ppm": 150, "co_pct": 0.8, "no_ppm": 900}
 CLEAN_2540 = {"hc_ppm": 20, "co_pct": 0.05, "no_ppm": 100}
@@ -96,3 +102,47 @@ async def test_diesel_smoke_and_nox_at_the_lug_down_points() -> None:
         await dyno.control_off()  # the host unloads: the driver lets go
         clock.advance(20)
         assert (await smoke.read_realtime()).k_m1 < 0.5
+
+
+async def test_the_lane_launcher_shares_one_car_between_its_simulators() -> None:
+    """SimLane (what ``python -m simulators`` runs): real time, sped up 20 times."""
+    scenario = make_scenario(
+        {"program": "asm", "reaction_s": 0}, vehicle={"petrol": {}, "obd": {}}, time_scale=0.05
+    )
+    devices = [SimDevice(d, p) for d, p in DEFAULT_LANE if p in ("xincheng", "flv1000", "elm327")]
+    async with serving(SimLane(scenario, devices)) as sims, contextlib.AsyncExitStack() as stack:
+        buses = {}
+        for name, sim in sims.running.items():
+            served = stream_bus_to(sim.url, name)
+            buses[name] = await stack.enter_async_context(served)
+        dyno = XinChengDyno("dyno", buses["dyno"])
+        obd, flow = (
+            Elm327Obd("obd", buses["obd"]),
+            Flv1000Flowmeter("flowmeter", buses["flowmeter"]),
+        )
+        assert plant_of(sims.position) is sims.running["dyno"].sim.plant
+        idle_o2 = (await flow.read_all()).o2_diluted_pct_vol
+        await obd.connect()
+        await dyno.lift(False)
+        await dyno.set_constant_power(1470 / 148)
+        async with contextlib.aclosing(dyno.stream()) as frames, asyncio.timeout(20):
+            async for reading in frames:
+                if abs(reading.speed_kmh - 25) < 0.5 and abs(reading.power_kw - 9.93) < 0.3:
+                    break
+        live = await obd.read_live()
+        assert live.vehicle_speed_kmh == pytest.approx(25, abs=1)
+        assert live.engine_speed_rpm == pytest.approx(1000, abs=40)
+        assert (await flow.read_all()).o2_diluted_pct_vol < idle_o2 - 1
+
+
+@contextlib.asynccontextmanager
+async def stream_bus_to(url: str, name: str) -> AsyncIterator[StreamBus]:
+    """A bus owner task for ``url`` while the block runs."""
+    bus = StreamBus(name, url, response_timeout=0.5)
+    task = asyncio.create_task(bus.run())
+    try:
+        yield bus
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 
 import pytest
 
@@ -21,13 +22,13 @@ from simulators.scenario import Powertrain
 from tests.drivers.dyno_rig import Clock, make_scenario, rig
 
 
-def nhc_rig(scenario=None, *, clock=None):
+def nhc_rig(scenario=None, *, clock=None, pty_link=None):
     scenario = scenario or make_scenario({"program": "lug_down", "reaction_s": 0.5})
 
     def make_sim(ctx):
         return Nhc03Sim(ctx, clock) if clock is not None else Nhc03Sim(ctx)
 
-    return rig(make_sim, lambda bus: Nhc03Dyno("dyno", bus), scenario)
+    return rig(make_sim, lambda bus: Nhc03Dyno("dyno", bus), scenario, pty_link=pty_link)
 
 
 async def test_registered_with_its_simulator() -> None:
@@ -98,3 +99,9 @@ async def test_stream_polls_and_survives_a_bad_checksum() -> None:
                 if reading.speed_kmh > 10:
                     break
         assert readings[-1].speed_kmh > 10 and r.observer.bad_frames
+
+
+async def test_over_a_pty(tmp_path: Path) -> None:
+    async with nhc_rig(pty_link=tmp_path / "tty-nhc") as r:
+        await r.driver.lift(False)
+        assert (await r.driver.read_state()).lifted is False

@@ -173,3 +173,15 @@ def test_the_lift_and_the_pau_only_brake() -> None:
     p.command("speed", 100.0)  # above what the car does: the PAU cannot push it there
     list(run(p, clock, 5))
     assert p.pau_force_n == pytest.approx(0.0, abs=1) and p.speed_kmh < 30
+
+
+@pytest.mark.parametrize("time_scale", [1.0, 0.05])
+def test_road_load_follower_takes_dv_dt_in_the_lanes_seconds(time_scale: float) -> None:
+    """1 km/h per lane second at any time scale: the inertia term is (I − base) · 0.278 N."""
+    road_load = RoadLoad(100.0, 0.0, 0.0, inertia_kg=1907.2, time_scale=time_scale)
+    follower = RoadLoadFollower(road_load, 907.2)
+    force = 0.0
+    for i in range(60):  # 6 lane seconds in 0.1-s steps
+        force = follower.target(i * 0.1 * time_scale, i * 0.1)
+    assert force == pytest.approx(100 + 1000 / 3.6, rel=0.01)
+    assert follower.target(6.0 * time_scale + 1e-9, 0.0) == 0.0  # braking hard: never negative

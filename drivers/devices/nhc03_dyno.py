@@ -39,7 +39,13 @@ from drivers.transport import LineSettings
 R = TypeVar("R")
 
 #: control word in the status word's high byte -> control mode
-MODES: Final[dict[str, ControlMode]] = {"0": "off", "1": "speed", "2": "force", "7": "power"}
+MODES: Final[dict[str, ControlMode]] = {
+    "0": "off",
+    "1": "speed",
+    "2": "force",
+    "4": "power",
+    "7": "power",
+}
 
 
 class Nhc03Options(DynoOptions):

@@ -185,3 +185,23 @@ def test_road_load_follower_takes_dv_dt_in_the_lanes_seconds(time_scale: float) 
         force = follower.target(i * 0.1 * time_scale, i * 0.1)
     assert force == pytest.approx(100 + 1000 / 3.6, rel=0.01)
     assert follower.target(6.0 * time_scale + 1e-9, 0.0) == 0.0  # braking hard: never negative
+
+
+def test_device_side_road_load_makes_the_car_feel_its_reference_mass() -> None:
+    """NHC-03 'Q': F = A + B·v + C·v² + (RM − base)·a, solved by the plant itself."""
+    p, clock = plant({"program": "vmas", "start_on": "control", "reaction_s": 0})
+    p.lift(False)
+    p.command_road_load(120.0, 1.5, 0.04, RM)
+    errors = []
+    extra = RM - p.rig.base_inertia_kg
+    pushes = []
+    for t, speed in run(p, clock, 195):
+        assert p.driver is not None and p.driver.started is not None
+        cycle_t = t - p.driver.started
+        errors.append(abs(speed - speed_at(VMAS, cycle_t)))
+        if 12 < cycle_t < 14.5:  # 0 -> 15 km/h in 4 s: the PAU adds the inertia of RM
+            pushes.append(p.pau_force_n - (120 + 1.5 * speed + 0.04 * speed * speed))
+    assert max(errors) < 2.0
+    assert sum(pushes) / len(pushes) == pytest.approx(extra * 15 / 3.6 / 4, rel=0.15)
+    list(run(p, clock, 5))  # after the cycle: standing, no force
+    assert p.pau_force_n == 0.0

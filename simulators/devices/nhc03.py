@@ -34,7 +34,7 @@ from simulators.endpoint import SimLink
 START, LENGTH, ACK, NAK = 0x08, 0x07, 0x06, 0x15
 REQUEST_LEN: Final = 7
 SPEED, FORCE_INT, FORCE_TENTHS, POWER = 200, 201, 202, 228
-ROAD_A, ROAD_B, ROAD_C, ROAD_INERTIA = 240, 241, 242, 243  # our numbering for 'Q' 
+ROAD_A, ROAD_B, ROAD_C, ROAD_INERTIA = 240, 241, 242, 243  # our numbering for 'Q'
 #: control word -> (mode, variable holding its target)
 CONTROL: Final[dict[str, tuple[PauMode, int]]] = {
     "1": ("speed", SPEED),

@@ -54,6 +54,10 @@ class LocalProtocolError(DriverError, ValueError):
     """We asked for something the protocol cannot express (a value out of range...)."""
 
 
+class NotSupported(LocalProtocolError):
+    """The device (or its protocol) has no such function, e.g. ambient on an NHC-03."""
+
+
 class DeviceRefused(DriverError):
     """The device answered NAK or an error code."""
 

@@ -33,6 +33,9 @@ class DeviceClass(enum.StrEnum):
     GAS_ANALYSER = "gas_analyser"
     OPACIMETER = "opacimeter"
     SPEEDOMETER_TESTER = "speedometer_tester"
+    CHASSIS_DYNAMOMETER = "chassis_dynamometer"
+    FLOWMETER = "flowmeter"
+    OBD_READER = "obd_reader"
 
 
 @dataclass(frozen=True, slots=True)

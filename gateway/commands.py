@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 import structlog
 from pydantic import ValidationError
 
+from gateway.command_args import ARGS
 from gateway.errors import GatewayError
 from gateway.mqtt import Incoming
 from gateway.records import CommandRequest, CommandResponse, utc_now
@@ -47,6 +48,8 @@ MAX_RUNNING: Final = 8
 INBOX_SIZE: Final = 64
 #: the longest MQTT topic (a UTF-8 string with a 16-bit length)
 MAX_TOPIC_BYTES: Final = 65_535
+#: the largest command payload read (a calibration with 20 points is under 2 kB)
+MAX_PAYLOAD_BYTES: Final = 64 * 1024
 
 
 class CommandError(GatewayError):
@@ -105,8 +108,11 @@ class CommandRouter:
     async def handle(self, incoming: Incoming) -> tuple[str, bytes]:
         """Run one command; returns (response topic, payload), whatever happens."""
         topics = self._gateway.link.topics
+        if (refusal := _payload_problem(incoming.payload)) is not None:
+            self._gateway.metrics.bad_messages.labels("cmd").inc()
+            return topics.response(incoming.command), self._answer(incoming, None, error=refusal)
         try:
-            request = CommandRequest.model_validate_json(incoming.payload or b"{}")
+            request = CommandRequest.model_validate_json(incoming.payload)
         except ValidationError as exc:
             self._gateway.metrics.bad_messages.labels("cmd").inc()
             first = exc.errors(include_url=False)[0]
@@ -144,7 +150,10 @@ class CommandRouter:
         if handler is None:
             self._gateway.metrics.bad_messages.labels("cmd").inc()
             raise CommandError(f"unknown command {command!r}; allowed: {', '.join(self.names)}")
+        model = ARGS.get(command)
         try:
+            if model is not None:  # checked here, so every handler gets sound arguments
+                args = model.model_validate(args).model_dump()
             return await handler(args)
         except (CommandError, GatewayError) as exc:
             log.info("command_refused", command=command, error=str(exc))
@@ -205,10 +214,16 @@ class CommandRouter:
         return {"locked": self._gateway.lockouts()}
 
     async def _abort(self, args: dict[str, Any]) -> dict[str, Any]:
-        inspection_id = args.get("inspection_id")
-        if not isinstance(inspection_id, str):
-            raise CommandError("abort needs args.inspection_id")
-        return self._gateway.runner.abort(inspection_id)
+        return self._gateway.runner.abort(args["inspection_id"])
+
+
+def _payload_problem(payload: bytes) -> str | None:
+    """Why a command payload is refused before it is parsed (None: it is parsed)."""
+    if not payload.strip():
+        return 'empty command payload: send a JSON object, e.g. {"args": {}}'
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        return f"command payload of {len(payload)} bytes refused (at most {MAX_PAYLOAD_BYTES})"
+    return None
 
 
 def _topic_problem(topic: str) -> str | None:

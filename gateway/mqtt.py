@@ -70,6 +70,8 @@ REPLY_TIMEOUT_S = 10.0
 GOODBYE_TIMEOUT_S = 2.0
 #: command answers kept while the link is down (the oldest is dropped past this)
 RESPONSE_QUEUE_SIZE = 256
+#: the largest packet the broker may send us (MQTT 5; acks and commands are a few kB)
+MAX_INCOMING_PACKET_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +192,10 @@ class MqttLink:
     def _client_for_session(self) -> aiomqtt.Client:
         v5 = self._cfg.protocol == "5"
         offline = self._offline().model_dump_json().encode()
+        connect_properties = None
+        if v5:  # the broker must not forward anything bigger (a 10 MB "command"): dropped there
+            connect_properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            connect_properties.MaximumPacketSize = MAX_INCOMING_PACKET_BYTES
         client = aiomqtt.Client(
             self._cfg.host,
             self._cfg.port,
@@ -206,6 +212,7 @@ class MqttLink:
             # no Nagle: a small packet (a PUBACK, a batch's last record) must not wait for
             # the broker's delayed ACK (40 ms stalls per batch in server_ack delivery)
             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+            properties=connect_properties,
         )
         # records in flight and a batch of live messages are pending at once by design:
         # past the threshold aiomqtt logs a warning for every further publish

@@ -140,7 +140,7 @@ class Station:
     def _take(self, topic: str, payload: Any) -> None:
         try:
             data = json.loads(payload)
-        except ValueError:  # tests publish garbage on purpose (e.g. a malformed ack)
+        except (ValueError, RecursionError):  # tests publish garbage on purpose
             return
         sub = topic[len(BASE) + 1 :]
         if sub == "results":

@@ -246,7 +246,7 @@ def test_driver_script_follows_the_clock() -> None:
 
 
 async def test_analyser_simulator_plays_the_driver() -> None:
-    clock = SleepClock()
+    clock = FakeClock()
     async with rig(sim_options={"driver_script": {}}, clock=clock) as r:
         await r.driver.pump_on()
         assert (await r.driver.read_gases()).engine_speed_rpm == 800

@@ -34,7 +34,7 @@ from gateway.inspection.procedures import PROCEDURES
 from gateway.limits import load_table
 from gateway.records import Verdict
 from simulators.devices.engine_script import DriverScript, DriverScriptOptions, EngineRegime
-from tests.drivers.test_nha503_driver import FAST, rig
+from tests.drivers.test_nha503_driver import FAST, FakeClock, rig
 from tests.harness import order
 
 PETROL = load_table("gb18285-2018")

@@ -29,7 +29,8 @@ SECURITY_HEADERS: Final = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none';"
     " base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: with no-referrer a browser sends "Origin: null" on POST
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 SAFE_METHODS: Final = ("GET", "HEAD", "OPTIONS")

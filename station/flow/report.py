@@ -186,16 +186,15 @@ def render_report(review: Review, data: ReportData, font_path: Path = DEFAULT_FO
     number = 0
     for item in review.lane:
         for result in item.results:
-            for value in result.values or [None]:
+            for value in result.judged or [None]:
                 number += 1
                 note = f"第{result.attempt}次" + (f"；{result.reason}" if result.reason else "")
                 if value is None:
                     rows.append([P(str(number)), P(f"{item.key} {item.name}"), P("—"), P(""),
                                  P(verdict_text(result.verdict)), P(note)])  # fmt: skip
                     continue
-                shown = f"{value.value}{' ' + value.unit if value.unit else ''}"
-                rows.append([P(str(number)), P(f"{item.key} {item.name} {value.name}"),
-                             P(shown), P(value.limit),
+                rows.append([P(str(number)), P(f"{item.key} {item.name} {value.label}"),
+                             P(value.shown), P(value.limit),
                              P(verdict_text(value.verdict or result.verdict)), P(note)])  # fmt: skip
     table = Table(rows, colWidths=[12 * mm, 62 * mm, 28 * mm, 28 * mm, 20 * mm, 30 * mm],
                   repeatRows=1)  # fmt: skip

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from station.flow.manual import MANUAL_LANE
-from station.flow.rules import item_name, manual_item
+from station.flow.rules import item_name, manual_item, value_name
 from station.flow.store import Attempt
 
 VERDICT_TEXT: Final = {
@@ -38,6 +38,17 @@ class Value:
     limit: str
     verdict: str | None
 
+    @property
+    def label(self) -> str:
+        """The value's name in Chinese where known."""
+        return value_name(self.name)
+
+    @property
+    def shown(self) -> str:
+        """Value and unit as printed."""
+        unit = "%" if (self.unit or "").startswith("%") else (self.unit or "")
+        return f"{self.value}{' ' + unit if unit and unit != '%' else unit}"
+
 
 @dataclass(slots=True)
 class Result:
@@ -50,6 +61,16 @@ class Result:
     flags: list[str] = field(default_factory=list)
     evidence: list[str] = field(default_factory=list)
     suspect: bool = False
+
+    @property
+    def judged(self) -> list[Value]:
+        """The values with a verdict (the rest is context, shown folded)."""
+        return [v for v in self.values if v.verdict]
+
+    @property
+    def context(self) -> list[Value]:
+        """The values without a verdict."""
+        return [v for v in self.values if not v.verdict]
 
 
 @dataclass(slots=True)

@@ -113,6 +113,7 @@ class LaneTable(_Data):
     source: str
     rules: list[LaneRule]
     names: dict[str, str]
+    values: dict[str, str] = Field(default_factory=dict)
 
 
 def _load(name: str) -> Any:
@@ -192,3 +193,8 @@ def photo_name(code: str) -> str:
 def item_name(code: str) -> str:
     """An instrument item's name (the code itself when unknown)."""
     return lane_table().names.get(code, code)
+
+
+def value_name(name: str) -> str:
+    """A judged value's name (its own name when the table has none)."""
+    return lane_table().values.get(name, name)

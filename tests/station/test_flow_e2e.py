@@ -8,8 +8,10 @@ report PDFs read back; the owner's page live, then expired."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
+import re
 import struct
 import subprocess
 import sys
@@ -121,7 +123,7 @@ async def login(context: BrowserContext, base: str, username: str) -> Page:
 
 
 async def new_context(browser: Browser, viewport: ViewportSize) -> BrowserContext:
-    context = await browser.new_context(viewport=viewport, device_scale_factor=2)
+    context = await browser.new_context(viewport=viewport)
     return context
 
 
@@ -172,11 +174,11 @@ async def test_a_car_from_the_window_to_its_report_and_retest(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
     screens = Screens()
-    async with (
-        simulated_lane(tmp_path, mosquitto.port) as (_daemon, _lane),
-        station(tmp_path, mosquitto.port) as base,
-        async_playwright() as playwright,
-    ):
+    async with contextlib.AsyncExitStack() as stack, async_playwright() as playwright:
+        async with asyncio.TaskGroup() as starting:  # the lane and the station start together
+            starting.create_task(stack.enter_async_context(simulated_lane(tmp_path, mosquitto.port)))
+            station_up = starting.create_task(stack.enter_async_context(station(tmp_path, mosquitto.port)))
+        base = station_up.result()
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         errors: list[str] = []
         try:
@@ -286,9 +288,14 @@ async def test_a_car_from_the_window_to_its_report_and_retest(
             print(f"\nregistration to report (with a retest), simulated lane at time scale 0.2:"
                   f" {elapsed:.1f} s; lane done after {lane_done - started:.1f} s")  # fmt: skip
 
-            # the verification page of the report's QR code; a forged code shows nothing
-            verify = chief.locator("a[href$='.pdf']")
-            assert await verify.count() == 1
+            # the report's QR code opens the verification page; a forged code shows nothing
+            found = re.search(rf"/verify/{serial}/[A-Za-z0-9_-]+", second)
+            assert found is not None
+            await owner.goto(base + found.group(0))
+            assert await owner.get_attribute(".verified", "data-verified") == "yes"
+            assert await owner.inner_text(".verified .verdict") == "合格"
+            await owner.goto(base + found.group(0)[:-3] + "AAA")
+            assert await owner.locator(".verified").count() == 0
             await owner.goto(f"{base}/p/forged-token-{serial}")
             assert "链接无效或已过期" in await owner.inner_text("body")
             assert errors == []

@@ -3,6 +3,7 @@ tokens kept only as their SHA-256, one CSRF token per session."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -29,8 +30,12 @@ PERMISSIONS: Final = {
 }
 _HASHER: Final = PasswordHasher()  # argon2id with the library's current parameters
 MIN_PASSWORD: Final = 8
-#: verified when the user is unknown, so that a login takes as long either way
-_DUMMY_HASH: Final = _HASHER.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified when the user is unknown, so that a login takes as long either way."""
+    return _HASHER.hash(secrets.token_urlsafe(16))
 
 
 def hash_password(password: str) -> str:
@@ -41,9 +46,10 @@ def hash_password(password: str) -> str:
 
 
 def password_ok(stored: str | None, password: str) -> bool:
-    """Whether ``password`` matches ``stored`` (None: an unknown user, still hashed)."""
+    """Whether ``password`` matches ``stored`` (None: an unknown user, still hashed).
+    Slow on purpose (argon2id): servers call it in a worker thread."""
     try:
-        return _HASHER.verify(stored or _DUMMY_HASH, password) and stored is not None
+        return _HASHER.verify(stored or _dummy_hash(), password) and stored is not None
     except (VerificationError, InvalidHashError):
         return False
 

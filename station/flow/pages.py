@@ -3,6 +3,7 @@ owner's QR code, dispatch and lane locks, accounts and the audit log."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import segno
@@ -82,7 +83,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     username, password = str(form.get("username", "")).strip(), str(form.get("password", ""))
     user = await flow.store.user(username) if username else None
     stored = user.password_hash if user is not None and user.active else None
-    if not password_ok(stored, password):
+    if not await asyncio.to_thread(password_ok, stored, password):  # CPU, not the event loop
         await flow.store.audit(session_of(request), "login_failed", username, address(request))
         return render(request, "login.html", status=401, error="用户名或密码错误",
                       next=_local(str(form.get("next", ""))))  # fmt: skip
@@ -347,7 +348,7 @@ async def add_user(request: web.Request) -> web.StreamResponse:
         error = "未知的角色"
     else:
         try:
-            digest = hash_password(str(form.get("password", "")))
+            digest = await asyncio.to_thread(hash_password, str(form.get("password", "")))
         except ValueError:
             error = "密码至少8位"
         else:

@@ -21,7 +21,7 @@ from station.flow.service import Flow
 log = structlog.get_logger("lanegw.station.flow")
 
 COOKIE: Final = "lanegw_flow"
-SESSION_KEY: Final = "flow_session"
+SESSION_KEY: Final = web.RequestKey("flow_session", Session)
 FLOW_KEY: Final = web.AppKey("flow", Flow)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 STATIC: Final = {"flow.css": "text/css", "owner.js": "text/javascript"}
@@ -134,12 +134,12 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
     if session is None:
         if request.method not in SAFE_METHODS:
             await flow.store.audit(None, "no_session", request.path, address(request))
-            return _plain(403, "会话已失效，请重新打开页面登录")
+            return _refuse(request, 403, "会话已失效，请重新打开页面登录")
         new_token, session = await flow.store.new_session(None, flow.config.session_lifetime_s)
     request[SESSION_KEY] = session
     if request.method not in SAFE_METHODS and not await _csrf_ok(request, session):
         await flow.store.audit(session, "csrf_refused", request.path, address(request))
-        response: web.StreamResponse = _plain(403, "请求无效（CSRF 校验失败），请刷新页面重试")
+        response: web.StreamResponse = _refuse(request, 403, "请求无效（CSRF 校验失败），请刷新页面重试")
     else:
         try:
             response = await handler(request)
@@ -182,7 +182,10 @@ async def _csrf_ok(request: web.Request, session: Session) -> bool:
     return sent is not None and tokens_equal(sent, session.csrf)
 
 
-def _plain(status: int, message: str) -> web.Response:
+def _refuse(request: web.Request, status: int, message: str) -> web.Response:
+    """Refused before any page: JSON for the API, plain text otherwise."""
+    if wants_json(request):
+        return json_response({"error": message}, status)
     return web.Response(text=message, status=status, content_type="text/plain", charset="utf-8")
 
 

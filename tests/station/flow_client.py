@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,6 +29,12 @@ USERS = {
 }
 #: a VIN with a right check digit (position 9)
 VIN = "LSVAU218XN2183294"
+
+
+@functools.cache
+def password_hash() -> str:
+    """One argon2id hash of PASSWORD for every test account (hashing is slow on purpose)."""
+    return hash_password(PASSWORD)
 
 
 def flow_section(tmp_path: Path, **extra: Any) -> dict[str, Any]:
@@ -60,7 +67,7 @@ async def running_flow(
             await runner.started.wait()
         assert runner.flow is not None
         for username, (name, role) in USERS.items():
-            await runner.flow.store.add_user(username, name, role, hash_password(PASSWORD))
+            await runner.flow.store.add_user(username, name, role, password_hash())
         yield runner.flow, f"http://127.0.0.1:{runner.port}"
     finally:
         task.cancel()

@@ -17,7 +17,6 @@ from gateway.cli.common import exit_with_problems
 from gateway.errors import ConfigError, GatewayError
 from station.config import load_station_config
 from station.flow.auth import MIN_PASSWORD, ROLES, Session, hash_password
-
 from station.flow.store import FlowStore
 
 user_app = typer.Typer(help="Accounts of the station's flow pages (docs/station-flow.md).",

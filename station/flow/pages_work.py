@@ -116,7 +116,8 @@ async def pda_submit(request: web.Request) -> web.StreamResponse:
     uploads: list[tuple[str, bytes, str]] = []
     for code in attempt.photos:
         field = form.get(f"photo_{code}")
-        data = field.file.read(flow.config.photo_max_bytes + 1) if hasattr(field, "file") else b""
+        limit = flow.config.photo_max_bytes + 1
+        data = field.file.read(limit) if isinstance(field, web.FileField) else b""
         mime = _image_type(data)
         if not data:
             errors[f"photo_{code}"] = "请拍摄此照片"

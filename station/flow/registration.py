@@ -140,7 +140,8 @@ def parse_registration(data: Mapping[str, Any]) -> Registration:
         r.errors["inspection_type"] = "复检请选择复检并填写原检验流水号"
     if r.errors:
         raise FieldErrors(r.errors)
-    assert plate is not None and vin is not None
+    assert plate is not None
+    assert vin is not None
     return Registration(
         plate=plate,
         plate_type=plate_type,

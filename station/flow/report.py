@@ -24,7 +24,7 @@ from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Spacer, T
 
 from gateway.errors import GatewayError
 from station.flow.registration import FUELS, INSPECTION_TYPES
-from station.flow.review import Item, Review, verdict_text
+from station.flow.review import Item, Review, Value, verdict_text
 from station.flow.rules import kinds, plate_types
 
 DEFAULT_FONT: Final = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
@@ -49,7 +49,7 @@ def _register_font(path: Path) -> str:
             if path.suffix == ".ttc"
             else TTFont(FONT, str(path))
         )
-    except Exception as exc:  # reportlab raises its own TTFError and plain errors alike
+    except Exception as exc:  # noqa: BLE001 (reportlab raises TTFError and plain errors alike)
         raise ReportError(f"{path} is not a usable TrueType font: {exc}") from None
     pdfmetrics.registerFont(font)
     return FONT
@@ -127,7 +127,7 @@ def render_report(review: Review, data: ReportData, font_path: Path = DEFAULT_FO
     font = _register_font(font_path)
     st = _styles(font)
     reg = data.registration
-    P = functools.partial(Paragraph, style=st["cell"])  # noqa: N806 (a constructor)
+    P = functools.partial(Paragraph, style=st["cell"])
     story: list[Flowable] = []
     head = Table(
         [[Paragraph("机动车安全技术检验报告", st["title"]), _Qr(data.verify_url, 26 * mm)]],
@@ -186,16 +186,17 @@ def render_report(review: Review, data: ReportData, font_path: Path = DEFAULT_FO
     number = 0
     for item in review.lane:
         for result in item.results:
-            for value in result.judged or [None]:
+            values: list[Value | None] = [*result.judged] or [None]
+            for value in values:
                 number += 1
                 note = f"第{result.attempt}次" + (f"；{result.reason}" if result.reason else "")
                 if value is None:
                     rows.append([P(str(number)), P(f"{item.key} {item.name}"), P("—"), P(""),
                                  P(verdict_text(result.verdict)), P(note)])  # fmt: skip
                     continue
+                verdict = verdict_text(value.verdict or result.verdict)
                 rows.append([P(str(number)), P(f"{item.key} {item.name} {value.label}"),
-                             P(value.shown), P(value.limit),
-                             P(verdict_text(value.verdict or result.verdict)), P(note)])  # fmt: skip
+                             P(value.shown), P(value.limit), P(verdict), P(note)])  # fmt: skip
     table = Table(rows, colWidths=[12 * mm, 62 * mm, 28 * mm, 28 * mm, 20 * mm, 30 * mm],
                   repeatRows=1)  # fmt: skip
     table.setStyle(_grid(font))

@@ -178,9 +178,8 @@ def build_review(
     manual_done = current.manual_state in ("done", "none")
     for item in lane.values():
         if item.verdict == "aborted":
-            flags.append(
-                f"{item.key} {item.name}：中止，未能测量（{item.final.reason if item.final else ''}）"
-            )
+            why = item.final.reason if item.final else ""
+            flags.append(f"{item.key} {item.name}：中止，未能测量（{why}）")
     return Review(serial, current.attempt, list(lane.values()),
                   [manual[n] for n in sorted(manual)], flags, lane_done, manual_done)  # fmt: skip
 

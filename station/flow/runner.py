@@ -54,8 +54,9 @@ class FlowRunner:
             await signer.start()
             root = config.mqtt.topic_root
             board = LiveBoard(root, config.station)
+            timeout = flow_config.dispatch_timeout_s
             dispatcher = Dispatcher(lambda: self._client(f"{config.client_id}-flow-cmd"),
-                                    root, config.station, flow_config.dispatch_timeout_s)  # fmt: skip
+                                    root, config.station, timeout)  # fmt: skip
             flow = Flow(flow_config, config.station, store, signer, board, dispatcher,
                         config.timezone)  # fmt: skip
             server = FlowServer(flow)

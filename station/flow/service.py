@@ -129,9 +129,10 @@ class Flow:
                 bool(gateway.get("outbox_alarm")), lane.get("inspection"),
             )  # fmt: skip
         for inspection, attempt in await self.store.open_attempts():
-            if attempt.dispatch_state == "sent" and attempt.lane in views:
-                if not await self.lane_finished(inspection.serial, attempt.attempt):
-                    views[attempt.lane].queue.append((inspection, attempt))
+            queued = attempt.dispatch_state == "sent" and attempt.lane in views
+            if queued and not await self.lane_finished(inspection.serial, attempt.attempt):
+                assert attempt.lane is not None
+                views[attempt.lane].queue.append((inspection, attempt))
         return list(views.values())
 
     async def lane_finished(self, serial: str, attempt: int) -> bool:
@@ -199,9 +200,13 @@ class Flow:
         address: str | None,
     ) -> None:
         current = view.current if view else None
-        if current and current.get("inspection_id") == inspection.serial:
-            if current.get("attempt") in (None, attempt.attempt) and not current.get("verdict"):
-                raise FlowError(f"该车已在 {attempt.lane} 检测中，不能改派")
+        if (
+            current is not None
+            and current.get("inspection_id") == inspection.serial
+            and current.get("attempt") in (None, attempt.attempt)
+            and not current.get("verdict")
+        ):
+            raise FlowError(f"该车已在 {attempt.lane} 检测中，不能改派")
         assert attempt.lane is not None
         try:
             answer = await self.dispatcher.command(
@@ -332,7 +337,8 @@ class Flow:
                 "state": "done" if decided else ("running" if review.ready else "waiting"),
             }
         )
-        steps.append({"key": "report", "name": "检验报告", "state": "done" if decided else "waiting",
+        steps.append({"key": "report", "name": "检验报告",
+                      "state": "done" if decided else "waiting",
                       "verdict": inspection.verdict if decided else None})  # fmt: skip
         plate = inspection.plate
         return {

@@ -166,7 +166,7 @@ class FlowStore:
                 " WHERE username = %s",
                 (username,),
             )
-        return None if row is None else User(*row[:4], active=bool(row[4]))
+        return None if row is None else User(row[0], row[1], row[2], row[3], bool(row[4]))
 
     async def users(self) -> list[User]:
         """Every account."""
@@ -175,7 +175,7 @@ class FlowStore:
                 "SELECT username, name, role, password_hash, active FROM flow_users"
                 " ORDER BY username"
             )
-        return [User(*r[:4], active=bool(r[4])) for r in rows]
+        return [User(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows]
 
     async def new_session(self, username: str | None, lifetime_s: float) -> tuple[str, Session]:
         """A session (a visitor's before login); returns the cookie token with it."""
@@ -246,13 +246,14 @@ class FlowStore:
 
     async def audit_log(self, limit: int = 200, target: str | None = None) -> list[dict[str, Any]]:
         """The latest audit entries (of one target)."""
-        where, params = ("WHERE target = %s", (target, limit)) if target else ("", (limit,))
+        select = "SELECT at, username, role, action, target, detail, address FROM flow_audit"
         async with self.db.transaction() as tx:
-            rows = await tx.all(
-                "SELECT at, username, role, action, target, detail, address FROM flow_audit"
-                f" {where} ORDER BY at DESC LIMIT %s",  # noqa: S608 (fixed text)
-                params,
-            )
+            if target is None:
+                rows = await tx.all(f"{select} ORDER BY at DESC LIMIT %s", (limit,))
+            else:
+                rows = await tx.all(
+                    f"{select} WHERE target = %s ORDER BY at DESC LIMIT %s", (target, limit)
+                )
         keys = ("at", "username", "role", "action", "target", "detail", "address")
         return [{**dict(zip(keys, r, strict=True)), "detail": json.loads(r[5])} for r in rows]
 

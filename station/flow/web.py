@@ -139,7 +139,9 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
     request[SESSION_KEY] = session
     if request.method not in SAFE_METHODS and not await _csrf_ok(request, session):
         await flow.store.audit(session, "csrf_refused", request.path, address(request))
-        response: web.StreamResponse = _refuse(request, 403, "请求无效（CSRF 校验失败），请刷新页面重试")
+        response: web.StreamResponse = _refuse(
+            request, 403, "请求无效（CSRF 校验失败），请刷新页面重试"
+        )
     else:
         try:
             response = await handler(request)

@@ -114,9 +114,7 @@ class Browser:
             self._keep(response)
             return response.status, await response.text(), response
 
-    async def api(
-        self, path: str, body: Any, csrf: str | None = None
-    ) -> tuple[int, Any]:
+    async def api(self, path: str, body: Any, csrf: str | None = None) -> tuple[int, Any]:
         headers = self._headers({"X-CSRF-Token": self.csrf if csrf is None else csrf})
         async with self.http.post(self.base + path, json=body, headers=headers,
                                   allow_redirects=False) as response:  # fmt: skip
@@ -125,7 +123,7 @@ class Browser:
 
     async def login(self, username: str, password: str = PASSWORD) -> int:
         await self.get("/login")
-        status, _, response = await self.post("/login", {"username": username,
+        status, _, _ = await self.post("/login", {"username": username,
                                                           "password": password, "next": "/"})  # fmt: skip
         if status == 303:
             await self.get("/")  # the new session's CSRF token

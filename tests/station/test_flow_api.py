@@ -53,7 +53,9 @@ async def test_registration_errors_serials_and_items(
         assert body["errors"]["plate_type"] == "未知的号牌种类：99"
         assert "plate" in body["errors"] and "axles" in body["errors"]
         assert await flow.store.inspections() == []
-        status, body = await browser.api("/api/registrations", registration(vin="LSVAU218IN2183294"))
+        status, body = await browser.api(
+            "/api/registrations", registration(vin="LSVAU218IN2183294")
+        )
         assert status == 422 and "不含I、O、Q" in body["errors"]["vin"]
 
         day = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%y%m%d")
@@ -105,14 +107,14 @@ async def test_sessions_csrf_and_logins(
         anonymous = browser.cookie
         assert await browser.login("reg") == 303
         assert browser.cookie != anonymous  # a new session at login: no fixation
-        status, body = await browser.api("/api/registrations", registration(), csrf="wrong")
+        status, _ = await browser.api("/api/registrations", registration(), csrf="wrong")
         assert status == 403
         async with http.post(f"{base}/api/registrations", json=registration(), headers={
             "Cookie": f"lanegw_flow={browser.cookie}", "X-CSRF-Token": browser.csrf or "",
             "Origin": "http://evil.example"}) as response:  # fmt: skip
             assert response.status == 403
         assert await flow.store.inspections() == []
-        status, body = await browser.api("/api/registrations", registration())
+        status, _ = await browser.api("/api/registrations", registration())
         assert status == 201
         old = browser.cookie
         status, _, _ = await browser.post("/logout")
@@ -244,8 +246,9 @@ async def test_dispatch_refusal_lock_and_reassignment(
             assert order[0] == "inspect" and order[1]["inspection_id"] == serial
             assert order[1]["items"] == ["B1", "B2", "B0", "H1", "H4"] and order[1]["attempt"] == 1
             assert not spare.commands
-            async with http.get(f"{window.base}/api/lanes",
-                                headers={"Cookie": f"lanegw_flow={window.cookie}"}) as response:
+            async with http.get(
+                f"{window.base}/api/lanes", headers={"Cookie": f"lanegw_flow={window.cookie}"}
+            ) as response:
                 lanes = {lane["lane"]: lane for lane in await response.json()}
             assert lanes["L2"]["queue"] == [serial] and lanes["L3"]["available"] is False
             # reassign: taken off L2 (abort) and sent to the unlocked L3

@@ -176,8 +176,12 @@ async def test_a_car_from_the_window_to_its_report_and_retest(
     screens = Screens()
     async with contextlib.AsyncExitStack() as stack, async_playwright() as playwright:
         async with asyncio.TaskGroup() as starting:  # the lane and the station start together
-            starting.create_task(stack.enter_async_context(simulated_lane(tmp_path, mosquitto.port)))
-            station_up = starting.create_task(stack.enter_async_context(station(tmp_path, mosquitto.port)))
+            starting.create_task(
+                stack.enter_async_context(simulated_lane(tmp_path, mosquitto.port))
+            )
+            station_up = starting.create_task(
+                stack.enter_async_context(station(tmp_path, mosquitto.port))
+            )
         base = station_up.result()
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         errors: list[str] = []
@@ -207,13 +211,17 @@ async def test_a_car_from_the_window_to_its_report_and_retest(
             # dispatch to L1 (online once the station's board has the gateway's birth)
             for _ in range(100):
                 await window.goto(f"{base}/dispatch")
-                if await window.locator('article.lane[data-lane="L1"][data-available="yes"]').count():
+                if await window.locator(
+                    'article.lane[data-lane="L1"][data-available="yes"]'
+                ).count():
                     break
                 await window.wait_for_timeout(200)
             form = window.locator(f'form.waiting[data-serial="{serial}"]')
             await form.locator('select[name="lane"]').select_option("L1")
             await form.locator("button").click()
-            await window.wait_for_selector(f'article.lane[data-lane="L1"] li[data-serial="{serial}"]')
+            await window.wait_for_selector(
+                f'article.lane[data-lane="L1"] li[data-serial="{serial}"]'
+            )
             await screens.take(window, "dispatch")
 
             # the owner follows on the phone, without logging in
@@ -236,7 +244,9 @@ async def test_a_car_from_the_window_to_its_report_and_retest(
             lane_done = time.perf_counter()
             steps = await owner.inner_text("#steps")
             assert "上线检测" in steps and "一轴制动" in steps
-            assert "粤B" not in await owner.inner_text("body") and other not in await owner.content()
+            assert (
+                "粤B" not in await owner.inner_text("body") and other not in await owner.content()
+            )
             await screens.take(owner, "owner")
 
             # the chief inspector reviews and approves: 不合格 (tyres)

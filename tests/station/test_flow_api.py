@@ -20,7 +20,7 @@ import pytest
 
 from tests.harness import STATION
 from tests.mosquitto import Mosquitto
-from tests.station.flow_client import Browser, registration, running_flow
+from tests.station.flow_client import VIN, Browser, registration, running_flow
 from tests.station.live_payloads import state
 
 pytestmark = pytest.mark.mqtt
@@ -75,6 +75,15 @@ async def test_registration_errors_serials_and_items(
         assert (entry["username"], entry["role"], entry["target"]) == (
             "reg", "registrar", second["serial"],
         )  # fmt: skip
+        # a booking code fills the form; a retest needs a serial that exists
+        status, _ = await browser.api("/api/bookings", {"code": "YY0001", "vehicle": {
+            "plate": "粤C24680", "vin": VIN, "kind": "small_passenger", "evil": "x"}})  # fmt: skip
+        assert status == 201
+        status, page, _ = await browser.get("/register?booking=YY0001")
+        assert 'value="粤C24680"' in page and "evil" not in page
+        status, body = await browser.api("/api/registrations", {"inspection_type": "retest",
+                                                                "previous_serial": "4" * 17})  # fmt: skip
+        assert status == 422 and body["errors"]["previous_serial"].startswith("无此检验流水号")
         # the form says the same next to its fields
         await browser.get("/register")
         status, page, _ = await browser.post("/register", registration(vin="LSVAU2180N2183294"))
@@ -160,6 +169,17 @@ async def test_roles(tmp_path: Path, database_url: str, mosquitto: Mosquitto) ->
         assert status == 422
         assert 'data-field="d18"' in page and 'data-field="photo_0111"' in page
         assert (await flow.store.attempts(serial))[0].manual_state == "waiting"
+        # the chief inspector sends the handheld's part back; it is waiting again, marked
+        chief = Browser(http, window.base)
+        await chief.login("chief")
+        await chief.get(f"/review/{serial}")
+        status, _, _ = await chief.post(f"/review/{serial}/send-back", {"note": "照片不清"})
+        assert status == 303
+        assert (await flow.store.attempts(serial))[0].manual_state == "sent_back"
+        status, page, _ = await inspector.get("/pda")
+        assert f'data-serial="{serial}"' in page and "退回重检" in page
+        (sent_back,) = await actions(flow, "sent_back")
+        assert sent_back["username"] == "chief" and sent_back["detail"]["note"] == "照片不清"
 
 
 async def test_owner_links(tmp_path: Path, database_url: str, mosquitto: Mosquitto) -> None:

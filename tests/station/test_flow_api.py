@@ -18,10 +18,12 @@ import aiohttp
 import aiomqtt
 import pytest
 
+from station.checks import Arrival, Decision, parse_arrival
 from tests.harness import STATION
 from tests.mosquitto import Mosquitto
 from tests.station.flow_client import VIN, Browser, registration, running_flow
 from tests.station.live_payloads import state
+from tests.station.signed import SigningGateway
 
 pytestmark = pytest.mark.mqtt
 
@@ -233,6 +235,37 @@ class StandInGateway:
                 await client.publish(request["response_topic"], json.dumps(answer), qos=1)
 
 
+async def lane_records(flow: Any, serial: str, verdicts: dict[str, str]) -> None:
+    """A lane's signed records of attempt 1, stored through the receiver's checks."""
+    gateway = SigningGateway("gw-L3", "L3")
+    await flow.store.records.pin_keys({"gw-L3": gateway.public_key})
+    arrivals = []
+    for code, verdict in verdicts.items():
+        kind = "summary" if code == "summary" else "item"
+        payload = gateway.record(serial, item_code=code, verdict=verdict, kind=kind)
+        arrival = parse_arrival("L3", STATION, payload)
+        assert isinstance(arrival, Arrival)
+        arrivals.append(arrival)
+    outcomes = await flow.store.records.ingest(arrivals)
+    assert all(o.decision is Decision.STORE for o in outcomes)
+
+
+async def inspector_submits(inspector: Browser, flow: Any, serial: str) -> None:
+    """Every manual item passed, every photo taken (one small JPEG-looking file each)."""
+    (attempt, *_) = await flow.store.attempts(serial)
+    form = aiohttp.FormData()
+    form.add_field("csrf", inspector.csrf or "")
+    for n in attempt.manual_items:
+        form.add_field(f"r{n}", "pass")
+    for code in attempt.photos:
+        form.add_field(f"photo_{code}", b"\xff\xd8\xff\xe0" + b"\x00" * 64,
+                       filename=f"{code}.jpg", content_type="image/jpeg")  # fmt: skip
+    async with inspector.http.post(f"{inspector.base}/pda/{serial}", data=form,
+                                   headers={"Cookie": f"lanegw_flow={inspector.cookie}"},
+                                   allow_redirects=False) as response:  # fmt: skip
+        assert response.status == 303, await response.text()
+
+
 async def test_dispatch_refusal_lock_and_reassignment(
     tmp_path: Path, database_url: str, mosquitto: Mosquitto
 ) -> None:
@@ -282,5 +315,19 @@ async def test_dispatch_refusal_lock_and_reassignment(
             assert [e["action"] for e in await flow.store.audit_log(100, serial)][:3] == [
                 "dispatch", "dispatch_withdrawn", "dispatch",
             ]  # fmt: skip
+            # L3's records come in (B1 fails), the handheld passes all: the retest sends B1 alone
+            await lane_records(flow, serial, {"B1": "fail", "B2": "pass", "B0": "pass",
+                                              "H1": "pass", "H4": "pass", "summary": "fail"})  # fmt: skip
+            inspector = Browser(http, window.base)
+            await inspector.login("insp")
+            await inspector.get(f"/pda/{serial}")
+            await inspector_submits(inspector, flow, serial)
+            await chief.get(f"/review/{serial}")
+            status, _, _ = await chief.post(f"/review/{serial}/retest")
+            assert status == 303
+            status, answer = await window.api(f"/api/dispatch/{serial}", {"lane": "auto"})
+            assert (status, answer) == (200, {"lane": "L2"})
+            command, order = free.commands[-1]
+            assert (command, order["attempt"], order["items"]) == ("inspect", 2, ["B1"])
         for task in tasks:
             task.cancel()

@@ -37,6 +37,20 @@ HANDHELD: ViewportSize = {"width": 360, "height": 740}
 PHOTOS = ("0111", "0112", "0113", "0119", "0157")
 
 
+# Records, in the owner's page, each state its lane step was shown in (test code only).
+OWNER_RECORDER = """() => {
+  window.__lane = [];
+  const look = () => {
+    const step = document.querySelector('li.step[data-key="lane"]');
+    const state = step && step.dataset.state;
+    if (state && window.__lane[window.__lane.length - 1] !== state) window.__lane.push(state);
+  };
+  new MutationObserver(look).observe(document.getElementById('steps'),
+    { childList: true, subtree: true, attributes: true });
+  look();
+}"""
+
+
 def png(colour: tuple[int, int, int]) -> bytes:
     """A small real PNG (what a phone camera might send, only smaller)."""
     width = height = 16
@@ -229,6 +243,7 @@ async def test_a_car_from_the_window_to_its_report_and_retest(
             owner.on("pageerror", lambda exc: errors.append(str(exc)))
             await owner.goto(owner_url)
             await owner.wait_for_selector('li.step[data-key="lane"]')
+            await owner.evaluate(OWNER_RECORDER)
 
             # the handheld, 360 px, while the lane runs: tyres fail
             handheld = await login(await new_context(browser, HANDHELD), base, "insp")
@@ -242,6 +257,8 @@ async def test_a_car_from_the_window_to_its_report_and_retest(
                                           timeout=60_000)  # fmt: skip
             await owner.wait_for_selector('li.step[data-key="manual"][data-state="done"]')
             lane_done = time.perf_counter()
+            seen = await owner.evaluate("window.__lane")
+            assert "running" in seen and seen.index("running") < seen.index("done"), seen
             steps = await owner.inner_text("#steps")
             assert "上线检测" in steps and "一轴制动" in steps
             assert (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -58,3 +59,27 @@ class FlowConfig(BaseModel):
         if prefix is not None and not re.fullmatch(r"[0-9A-Za-z]{7}", prefix):
             raise ValueError("serial_prefix is 7 letters or digits (5 机构编号 + 2 终端编号)")
         return prefix
+
+
+def flow_checks(config: FlowConfig) -> list[tuple[str, bool, str]]:
+    """(name, ok, detail) of what ``lanegw station check`` tries for the flow: the
+    report's font and the signing key's place."""
+    font = config.report_font
+    if font.is_file():
+        font_check = ("report font", True, str(font))
+    else:
+        hint = "apt-get install fonts-wqy-microhei, or set flow.report_font"
+        font_check = ("report font", False, f"{font} missing: {hint}")
+    key = config.key_file
+    if key.exists():
+        private = not key.stat().st_mode & 0o077
+        detail = str(key) if private else f"{key} is readable by others: chmod 600 {key}"
+        key_check = ("flow key", private, detail)
+    else:
+        parent = next((p for p in [key.parent, *key.parent.parents] if p.exists()), Path("/"))
+        writable = os.access(parent, os.W_OK)
+        detail = f"{key} will be created at the first start"
+        if not writable:
+            detail = f"cannot create {key}: {parent} is not writable"
+        key_check = ("flow key", writable, detail)
+    return [font_check, key_check]

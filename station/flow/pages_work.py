@@ -151,10 +151,10 @@ async def pda_submit(request: web.Request) -> web.StreamResponse:
 # --- the chief inspector -------------------------------------------------------------
 @needs("review")
 async def review_list(request: web.Request) -> web.StreamResponse:
-    """Open inspections with whether their results are complete."""
+    """Open inspections with whether their results are complete; the latest decided."""
     flow = flow_of(request)
     rows = []
-    for inspection in await flow.store.inspections(("open", "approved")):
+    for inspection in [*await flow.store.inspections(), *await flow.store.decided()]:
         review = await flow.review(inspection.serial)
         rows.append((inspection, review))
     return render(request, "review_list.html", rows=rows)

@@ -64,7 +64,7 @@ class FlowRunner:
                 group.create_task(dispatcher.run())
                 group.create_task(follow_forever(
                     board, lambda: self._client(f"{config.client_id}-flow-board"), root,
-                    config.station))  # fmt: skip
+                    config.station, telemetry=False))  # fmt: skip
                 group.create_task(server.run())
                 await server.started.wait()
                 await dispatcher.connected.wait()

@@ -386,6 +386,16 @@ class FlowStore:
             )
         return [_inspection(r) for r in rows]
 
+    async def decided(self, limit: int = 20) -> list[Inspection]:
+        """The latest decided inspections, newest first."""
+        async with self.db.transaction() as tx:
+            rows = await tx.all(
+                f"SELECT {_INSPECTION_COLUMNS} FROM flow_inspections"  # noqa: S608
+                " WHERE status <> 'open' ORDER BY decided_at DESC LIMIT %s",
+                (limit,),
+            )
+        return [_inspection(r) for r in rows]
+
     async def attempts(self, serial: str) -> list[Attempt]:
         """Every attempt of an inspection, first first."""
         async with self.db.transaction() as tx:

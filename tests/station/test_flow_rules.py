@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from gateway.inspection.order import VehicleCategory
 from gateway.inspection.procedures import PROCEDURES
 from gateway.integrity import public_key_from_text, record_hash, signature_valid
+from station.flow.config import FlowConfig, flow_checks
 from station.flow.manual import ItemResult, ManualSigner, PhotoRef, Submission, manual_results
 from station.flow.registration import FieldErrors, parse_registration, parse_retest
 from station.flow.report import ReportData, ReportError, render_report
@@ -184,3 +185,16 @@ def test_a_missing_font_is_said_plainly(tmp_path: Path) -> None:
     data = ReportData("站", "", "", {"plate": "粤A1"}, "2026-12-03", "张", "http://x/verify", "")
     with pytest.raises(ReportError, match="install Debian's fonts-wqy-microhei"):
         render_report(review, data, tmp_path / "missing.ttc")
+
+
+def test_station_check_tries_the_flow_font_and_key(tmp_path: Path) -> None:
+    ok = FlowConfig(enabled=True, key_file=tmp_path / "k" / "flow.key")
+    assert [(name, good) for name, good, _ in flow_checks(ok)] == [
+        ("report font", True), ("flow key", True),
+    ]  # fmt: skip
+    bad = FlowConfig(enabled=True, report_font=tmp_path / "none.ttf", key_file=tmp_path / "key")
+    (tmp_path / "key").write_text("x")
+    (tmp_path / "key").chmod(0o644)
+    font, key = flow_checks(bad)
+    assert not font[1] and "fonts-wqy-microhei" in font[2]
+    assert not key[1] and "chmod 600" in key[2]

@@ -34,6 +34,9 @@ SECURITY_HEADERS: Final = {
     "Cache-Control": "no-store",
 }
 SAFE_METHODS: Final = ("GET", "HEAD", "OPTIONS")
+#: pages without login or forms (owner's link, report verification, static files)
+PUBLIC: Final = ("/p/", "/verify/", "/static/")
+ANONYMOUS_S: Final = 3600.0  # a visitor's session before login
 
 _templates = jinja2.Environment(
     loader=jinja2.PackageLoader("station.flow", "templates"),
@@ -135,7 +138,11 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
         if request.method not in SAFE_METHODS:
             await flow.store.audit(None, "no_session", request.path, address(request))
             return _refuse(request, 403, "会话已失效，请重新打开页面登录")
-        new_token, session = await flow.store.new_session(None, flow.config.session_lifetime_s)
+        if request.path.startswith(PUBLIC):  # owners' phones polling: nothing stored
+            session = Session(token_hash="", csrf="")
+        else:  # a visitor's session: the login form's CSRF token
+            lifetime = min(ANONYMOUS_S, flow.config.session_lifetime_s)
+            new_token, session = await flow.store.new_session(None, lifetime)
     request[SESSION_KEY] = session
     if request.method not in SAFE_METHODS and not await _csrf_ok(request, session):
         await flow.store.audit(session, "csrf_refused", request.path, address(request))

@@ -204,6 +204,13 @@ async def test_owner_links(tmp_path: Path, database_url: str, mosquitto: Mosquit
                 assert response.status == 404 and "链接无效或已过期" in page and "粤" not in page
             async with http.get(f"{window.base}/p/{forged}/steps") as response:
                 assert response.status == 404 and "plate" not in await response.text()
+        async with flow.store.db.transaction() as tx:  # owners' polls store no sessions
+            (sessions,) = await tx.one("SELECT COUNT(*) FROM flow_sessions")
+        for _ in range(3):
+            async with http.get(mine["owner_url"] + "/steps") as response:
+                assert response.status == 200 and "Set-Cookie" not in response.headers
+        async with flow.store.db.transaction() as tx:
+            assert await tx.one("SELECT COUNT(*) FROM flow_sessions") == (sessions,)
         await flow.store.new_owner_token(mine["serial"], token, -1)  # stale
         async with http.get(mine["owner_url"]) as response:
             assert response.status == 404 and "粤A" not in await response.text()

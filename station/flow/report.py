@@ -191,11 +191,11 @@ def render_report(review: Review, data: ReportData, font_path: Path = DEFAULT_FO
                 number += 1
                 note = f"第{result.attempt}次" + (f"；{result.reason}" if result.reason else "")
                 if value is None:
-                    rows.append([P(str(number)), P(f"{item.key} {item.name}"), P("—"), P(""),
+                    rows.append([P(str(number)), P(item.label), P("—"), P(""),
                                  P(verdict_text(result.verdict)), P(note)])  # fmt: skip
                     continue
                 verdict = verdict_text(value.verdict or result.verdict)
-                rows.append([P(str(number)), P(f"{item.key} {item.name} {value.label}"),
+                rows.append([P(str(number)), P(f"{item.label} {value.label}"),
                              P(value.shown), P(value.limit), P(verdict), P(note)])  # fmt: skip
     table = Table(rows, colWidths=[12 * mm, 62 * mm, 28 * mm, 28 * mm, 20 * mm, 30 * mm],
                   repeatRows=1)  # fmt: skip
@@ -203,7 +203,7 @@ def render_report(review: Review, data: ReportData, font_path: Path = DEFAULT_FO
     story.append(table)
 
     story.append(Paragraph("五、建议", st["h"]))
-    failed = "；".join(f"{i.key} {i.name}" for i in review.failed)
+    failed = "；".join(i.label for i in review.failed)
     advice = f"不合格项目：{failed}。请维修后申请复检。" if failed else "无。"
     story.append(Paragraph(advice, st["base"]))
     story.append(Paragraph("备注", st["h"]))

@@ -83,6 +83,11 @@ class Item:
     results: list[Result] = field(default_factory=list)
 
     @property
+    def label(self) -> str:
+        """Code and name ("B1 一轴制动"); the whole-vehicle summary by its name only."""
+        return self.name if self.key == "summary" else f"{self.key} {self.name}"
+
+    @property
     def final(self) -> Result | None:
         """The latest attempt: the one that counts."""
         return self.results[-1] if self.results else None

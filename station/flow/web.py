@@ -9,6 +9,7 @@ import json
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import jinja2
 import structlog
@@ -178,7 +179,7 @@ def set_session_cookie(response: web.StreamResponse, token: str, flow: Flow) -> 
 
 async def _csrf_ok(request: web.Request, session: Session) -> bool:
     origin = request.headers.get("Origin")
-    if origin is not None and origin != f"{request.scheme}://{request.host}":
+    if origin is not None and not _same_site(origin, request):
         return False
     sent = request.headers.get("X-CSRF-Token")
     if sent is None and request.content_type in (
@@ -189,6 +190,15 @@ async def _csrf_ok(request: web.Request, session: Session) -> bool:
         value = form.get("csrf")
         sent = value if isinstance(value, str) else None
     return sent is not None and tokens_equal(sent, session.csrf)
+
+
+def _same_site(origin: str, request: web.Request) -> bool:
+    """An ``Origin`` of this server: its own host (behind a TLS proxy the scheme differs)
+    or the configured public URL's."""
+    public = urlsplit(flow_of(request).public_url)
+    if origin == f"{public.scheme}://{public.netloc}":
+        return True
+    return urlsplit(origin).netloc == request.host
 
 
 def _refuse(request: web.Request, status: int, message: str) -> web.Response:

@@ -320,8 +320,11 @@ async def lock_lane(request: web.Request) -> web.StreamResponse:
     """Lock (reason given) or unlock (empty reason) a lane for dispatch."""
     form = await request.post()
     reason = str(form.get("reason", "")).strip()[:100] or None
-    await flow_of(request).lock_lane(request.match_info["lane"], reason, session_of(request),
-                                     address(request))  # fmt: skip
+    try:
+        await flow_of(request).lock_lane(request.match_info["lane"], reason,
+                                         session_of(request), address(request))  # fmt: skip
+    except FlowError as exc:
+        return problem(request, 404, str(exc))
     if wants_json(request):
         return json_response({"locked": reason})
     return redirect("/dispatch")

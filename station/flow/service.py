@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,13 +19,15 @@ from station.flow.auth import Session
 from station.flow.config import FlowConfig
 from station.flow.dispatch import Dispatcher, DispatchError, build_order
 from station.flow.manual import ManualSigner, Submission
-from station.flow.registration import Registration
+from station.flow.registration import FieldErrors, Registration
 from station.flow.report import ReportData, render_report
 from station.flow.review import Review, build_review
 from station.flow.rules import Derived, derive, item_name
 from station.flow.store import Attempt, FlowStore, Inspection, later
 from station.live import LiveBoard
 from station.store.store import now_text
+
+LANE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")  # as in the lanes' topics
 
 
 class FlowError(Exception):
@@ -77,6 +80,13 @@ class Flow:
         self, registration: Registration, session: Session, address: str | None
     ) -> tuple[str, str]:
         """A new inspection; (serial number, owner's link token)."""
+        code = registration.booking_code
+        if code is not None:
+            booking = await self.store.booking(code)
+            if booking is None:
+                raise FieldErrors({"booking_code": f"无此预约号：{code}"})
+            if booking[1] is not None:
+                raise FieldErrors({"booking_code": f"该预约已登记（{booking[1]}）"})
         derived = derive(registration.vehicle)
         if not derived.lane_items and not derived.manual_items:
             raise FlowError("按规则此车辆无检验项目：请检查车辆类型")
@@ -223,6 +233,8 @@ class Flow:
         self, lane: str, reason: str | None, session: Session, address: str | None
     ) -> None:
         """Lock a lane for dispatch, or unlock it (reason None)."""
+        if not LANE_NAME.match(lane):
+            raise FlowError(f"检测线名称无效：{lane[:40]}")
         assert session.username is not None
         await self.store.lock_lane(lane, reason, session.username)
         action = "lane_locked" if reason else "lane_unlocked"

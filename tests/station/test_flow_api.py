@@ -70,7 +70,7 @@ async def test_registration_errors_serials_and_items(
         truck = registration(plate="粤B67890", kind="dangerous_goods", fuel="diesel", axles=3,
                              headlamps=4, emission="1", plate_type="01")  # fmt: skip
         status, second = await browser.api("/api/registrations", truck)
-        assert second["serial"] == f"{STATION}{day}0002"
+        assert second["serial"] == f"{STATION}{day}0002"  # the booking below is 0003
         assert second["lane_items"] == ["B1", "B2", "B3", "B0", "H1", "H2", "H3", "H4", "FA"]
         assert {35, 37, 40} <= set(second["manual_items"]) and "0163" in second["photos"]
         (entry, _) = await actions(flow, "register")
@@ -83,6 +83,11 @@ async def test_registration_errors_serials_and_items(
         assert status == 201
         status, page, _ = await browser.get("/register?booking=YY0001")
         assert 'value="粤C24680"' in page and "evil" not in page
+        booked = registration(plate="粤C24680", booking_code="YY0001")
+        status, _ = await browser.api("/api/registrations", booked)
+        assert status == 201
+        status, body = await browser.api("/api/registrations", booked)  # once only
+        assert status == 422 and body["errors"]["booking_code"].startswith("该预约已登记")
         status, body = await browser.api("/api/registrations", {"inspection_type": "retest",
                                                                 "previous_serial": "4" * 17})  # fmt: skip
         assert status == 422 and body["errors"]["previous_serial"].startswith("无此检验流水号")

@@ -78,7 +78,7 @@ def add_admin(config: Path) -> None:
 
 async def add_users(browser: Browser, base: str, screens: Screens) -> None:
     """The other accounts, made by the admin on the accounts page."""
-    admin = await login(await new_context(browser, WIDE), base, "admin")
+    admin = await login(await new_context(browser, WIDE), base, "admin", screens)
     for username, (name, role) in USERS.items():
         if username == "admin":
             continue
@@ -121,14 +121,20 @@ class Screens:
     async def take(self, page: Page, name: str) -> None:
         size = page.viewport_size
         await page.set_viewport_size(WIDE)
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        assert width <= WIDE["width"], (name, width)  # nothing wider than a phone
         await page.screenshot(path=ARTIFACTS / f"station-flow-{name}.png", full_page=True)
         if size is not None:
             await page.set_viewport_size(size)
 
 
-async def login(context: BrowserContext, base: str, username: str) -> Page:
+async def login(
+    context: BrowserContext, base: str, username: str, screens: Screens | None = None
+) -> Page:
     page = await context.new_page()
     await page.goto(f"{base}/login")
+    if screens is not None:
+        await screens.take(page, "login")
     await page.fill('input[name="username"]', username)
     await page.fill('input[name="password"]', PASSWORD)
     await page.click("button.primary")
@@ -164,10 +170,17 @@ async def register(page: Page, base: str, plate: str, vin: str = VIN) -> str:
 
 
 async def manual_inspection(
-    page: Page, base: str, serial: str, fail: dict[str, str], photos: bool
+    page: Page,
+    base: str,
+    serial: str,
+    fail: dict[str, str],
+    photos: bool,
+    screens: Screens | None = None,
 ) -> None:
     """The handheld: open the vehicle, mark ``fail`` items, take the photos, submit."""
     await page.goto(f"{base}/pda")
+    if screens is not None:
+        await screens.take(page, "handheld-list")
     await page.click(f'a[data-serial="{serial}"]')
     await page.wait_for_selector("form.pda")
     for n, description in fail.items():
@@ -248,7 +261,8 @@ async def test_a_car_from_the_window_to_its_report_and_retest(
             # the handheld, 360 px, while the lane runs: tyres fail
             handheld = await login(await new_context(browser, HANDHELD), base, "insp")
             handheld.on("pageerror", lambda exc: errors.append(str(exc)))
-            await manual_inspection(handheld, base, serial, {"18": "左前轮胎面磨损超限"}, True)
+            await manual_inspection(handheld, base, serial, {"18": "左前轮胎面磨损超限"}, True,
+                                    screens)  # fmt: skip
             await screens.take(handheld, "handheld")
             await handheld.click("form.pda button.primary")
             await handheld.wait_for_url(f"{base}/pda?ok={serial}")
@@ -269,6 +283,9 @@ async def test_a_car_from_the_window_to_its_report_and_retest(
             # the chief inspector reviews and approves: 不合格 (tyres)
             chief = await login(await new_context(browser, WIDE), base, "chief")
             chief.on("pageerror", lambda exc: errors.append(str(exc)))
+            await chief.goto(f"{base}/review")
+            assert await chief.get_attribute(f'a[data-serial="{serial}"]', "data-ready") == "yes"
+            await screens.take(chief, "review-list")
             await chief.goto(f"{base}/review/{serial}")
             for code in ("B1", "B2", "B0", "H1", "H4"):
                 row = chief.locator(f'.lane-results tr[data-item="{code}"][data-attempt="1"]')
@@ -321,10 +338,16 @@ async def test_a_car_from_the_window_to_its_report_and_retest(
             await owner.goto(base + found.group(0))
             assert await owner.get_attribute(".verified", "data-verified") == "yes"
             assert await owner.inner_text(".verified .verdict") == "合格"
+            await screens.take(owner, "verify")
             await owner.goto(base + found.group(0)[:-3] + "AAA")
             assert await owner.locator(".verified").count() == 0
             await owner.goto(f"{base}/p/forged-token-{serial}")
             assert "链接无效或已过期" in await owner.inner_text("body")
+            await chief.goto(f"{base}/audit?target={serial}")
+            logged = {await row.get_attribute("data-action")
+                      for row in await chief.locator("li[data-action]").all()}  # fmt: skip
+            assert {"register", "dispatch", "manual_submitted", "approved", "retest"} <= logged
+            await screens.take(chief, "audit")
             assert errors == []
         finally:
             await browser.close()

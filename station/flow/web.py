@@ -5,6 +5,7 @@ headers, templates rendered with autoescaping (Jinja2). Pages: station/flow/page
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from importlib import resources
@@ -18,6 +19,7 @@ from aiohttp import web
 from station.flow.auth import PERMISSIONS, ROLES, Session, tokens_equal
 from station.flow.review import verdict_text
 from station.flow.service import Flow
+from station.store import StoreUnavailable
 
 log = structlog.get_logger("lanegw.station.flow")
 
@@ -128,6 +130,19 @@ def needs(permission: str) -> Callable[[Handler], Handler]:
 
 
 @web.middleware
+async def database_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A database that failed (restarted, unreachable) answers 503 and is reconnected for
+    the next request; nothing half-done was committed (every operation is a transaction)."""
+    try:
+        return await handler(request)
+    except StoreUnavailable as exc:
+        log.error("flow_store_unavailable", error=str(exc), path=request.path)
+        with contextlib.suppress(StoreUnavailable):
+            await flow_of(request).store.records.reconnect()
+        return _refuse(request, 503, "数据库暂时不可用，请稍后重试")
+
+
+@web.middleware
 async def session_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every request gets its session (a new anonymous one when the cookie is missing,
     stale or forged); every POST must carry the session's CSRF token."""
@@ -231,7 +246,8 @@ class FlowServer:
         from station.flow import pages, pages_work
 
         max_size = self.flow.config.photo_max_bytes * 16
-        app = web.Application(middlewares=[session_middleware], client_max_size=max_size)
+        middlewares = [database_middleware, session_middleware]
+        app = web.Application(middlewares=middlewares, client_max_size=max_size)
         app[FLOW_KEY] = self.flow
         app.router.add_get("/static/{name}", static)
         pages.routes(app)

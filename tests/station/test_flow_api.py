@@ -346,3 +346,16 @@ async def test_dispatch_refusal_lock_and_reassignment(
             assert (command, order["attempt"], order["items"]) == ("inspect", 2, ["B1"])
         for task in tasks:
             task.cancel()
+
+
+async def test_a_lost_database_answers_503_then_reconnects(
+    tmp_path: Path, database_url: str, mosquitto: Mosquitto
+) -> None:
+    async with flow_and_browser(tmp_path, database_url, mosquitto) as (flow, browser, _):
+        assert await browser.login("reg") == 303
+        await flow.store.records.db.close()  # the connection is gone (server restarted)
+        status, body = await browser.api("/api/registrations", registration())
+        assert status == 503 and body == {"error": "数据库暂时不可用，请稍后重试"}
+        status, body = await browser.api("/api/registrations", registration())
+        assert status == 201  # reconnected; the session is still there
+        assert [i.serial for i in await flow.store.inspections()] == [body["serial"]]

@@ -4,6 +4,7 @@ Every operation is audited (who, when, what) by the store in the station databas
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import re
@@ -20,7 +21,7 @@ from station.flow.config import FlowConfig
 from station.flow.dispatch import Dispatcher, DispatchError, build_order
 from station.flow.manual import ManualSigner, Submission
 from station.flow.registration import FieldErrors, Registration
-from station.flow.report import ReportData, render_report
+from station.flow.report import ReportData, ReportError, render_report
 from station.flow.review import Review, build_review
 from station.flow.rules import Derived, derive, item_name
 from station.flow.store import Attempt, FlowStore, Inspection, later
@@ -279,14 +280,12 @@ class Flow:
         review = await self.review(serial)
         if not review.ready:
             raise FlowError("检验尚未完成：仪器或人工检验结果未齐")
-        expires = later(self.config.owner_link_grace_s)
-        await self.store.decide(serial, "approved", review.verdict, session, None, expires)
-        pdf = await self._report(serial, review, session)
+        pdf = await self._report(serial, review, session)  # before: a failure changes nothing
         digest = hashlib.sha256(pdf).hexdigest()
-        assert session.username is not None
-        await self.store.save_report(serial, digest, pdf, session.username)
-        await self.store.audit(session, "approved", serial, address, verdict=review.verdict,
-                               attempt=review.attempt, report_sha256=digest)  # fmt: skip
+        expires = later(self.config.owner_link_grace_s)
+        if not await self.store.approve(serial, review.verdict, session, expires, pdf, digest,
+                                        address, attempt=review.attempt):  # fmt: skip
+            raise FlowError(f"{serial} 已由他人审核")
         return review.verdict
 
     async def send_back(
@@ -327,7 +326,10 @@ class Flow:
             verify_url=f"{self.public_url}/verify/{serial}/{code}",
             next_inspection="以行驶证、检验合格标志为准",
         )
-        return render_report(review, data, self.config.report_font)
+        try:  # reportlab takes a while: not on the event loop the receiver shares
+            return await asyncio.to_thread(render_report, review, data, self.config.report_font)
+        except ReportError as exc:
+            raise FlowError(f"报告无法生成：{exc}") from None
 
     # --- the owner's view ---------------------------------------------------------------
     async def owner_steps(self, inspection: Inspection) -> dict[str, Any]:

@@ -433,24 +433,39 @@ class FlowStore:
                 (state, serial, attempt),
             )
 
-    async def decide(
+    async def approve(
         self,
         serial: str,
-        status: str,
-        verdict: str | None,
+        verdict: str,
         session: Session,
-        note: str | None,
-        owner_expires: str | None = None,
-    ) -> None:
-        """The chief inspector's decision (approved, with the verdict)."""
+        owner_expires: str,
+        pdf: bytes,
+        sha256: str,
+        address: str | None,
+        **detail: Any,
+    ) -> bool:
+        """The decision, its report and its audit entry in one transaction; False when the
+        inspection is no longer open (approved meanwhile by someone else)."""
         now = now_text()
         async with self.db.transaction() as tx:
+            row = await tx.one("SELECT status FROM flow_inspections WHERE serial = %s", (serial,))
+            if row is None or row[0] != "open":
+                return False
             await tx.execute(
-                "UPDATE flow_inspections SET status = %s, verdict = %s, decided_by = %s,"
-                " decided_at = %s, note = %s, updated_at = %s,"
-                " owner_expires = COALESCE(%s, owner_expires) WHERE serial = %s",
-                (status, verdict, session.username, now, note, now, owner_expires, serial),
+                "UPDATE flow_inspections SET status = 'approved', verdict = %s, decided_by = %s,"
+                " decided_at = %s, updated_at = %s, owner_expires = %s WHERE serial = %s",
+                (verdict, session.username, now, now, owner_expires, serial),
             )
+            await tx.execute(
+                "INSERT INTO flow_reports (serial, sha256, pdf, created_at, created_by)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (serial) DO UPDATE SET"
+                " sha256 = excluded.sha256, pdf = excluded.pdf,"
+                " created_at = excluded.created_at, created_by = excluded.created_by",
+                (serial, sha256, pdf, now, session.username),
+            )
+            await self.audit_in(tx, session, "approved", serial, address, verdict=verdict,
+                                report_sha256=sha256, **detail)  # fmt: skip
+        return True
 
     # --- photos, lane locks, reports ------------------------------------------------------
     async def add_photo(
@@ -500,17 +515,6 @@ class FlowStore:
         async with self.db.transaction() as tx:
             rows = await tx.all("SELECT lane, reason FROM flow_lane_locks")
         return {r[0]: r[1] for r in rows}
-
-    async def save_report(self, serial: str, sha256: str, pdf: bytes, username: str) -> None:
-        """The inspection's report (replaced by a later one)."""
-        async with self.db.transaction() as tx:
-            await tx.execute(
-                "INSERT INTO flow_reports (serial, sha256, pdf, created_at, created_by)"
-                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (serial) DO UPDATE SET"
-                " sha256 = excluded.sha256, pdf = excluded.pdf,"
-                " created_at = excluded.created_at, created_by = excluded.created_by",
-                (serial, sha256, pdf, now_text(), username),
-            )
 
     async def report(self, serial: str) -> tuple[str, bytes, str] | None:
         """(sha256, pdf, created_at) of an inspection's report."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -19,6 +20,7 @@ import aiomqtt
 import pytest
 
 from station.checks import Arrival, Decision, parse_arrival
+from station.flow.config import DEFAULT_FONT
 from tests.harness import STATION
 from tests.mosquitto import Mosquitto
 from tests.station.flow_client import VIN, Browser, registration, running_flow
@@ -359,3 +361,41 @@ async def test_a_lost_database_answers_503_then_reconnects(
         status, body = await browser.api("/api/registrations", registration())
         assert status == 201  # reconnected; the session is still there
         assert [i.serial for i in await flow.store.inspections()] == [body["serial"]]
+
+
+async def test_an_approval_is_all_or_nothing(
+    tmp_path: Path, database_url: str, mosquitto: Mosquitto
+) -> None:
+    missing = tmp_path / "no-font.ttc"
+    async with flow_and_browser(tmp_path, database_url, mosquitto, report_font=str(missing)) as (
+        flow, window, http,
+    ):  # fmt: skip
+        await window.login("reg")
+        _, body = await window.api("/api/registrations", registration())
+        serial = body["serial"]
+        await flow.store.set_dispatch(serial, 1, "L3", "sent", None)
+        await lane_records(flow, serial, {"B1": "pass", "B2": "pass", "B0": "pass",
+                                          "H1": "pass", "H4": "pass", "summary": "pass"})  # fmt: skip
+        inspector = Browser(http, window.base)
+        await inspector.login("insp")
+        await inspector.get(f"/pda/{serial}")
+        await inspector_submits(inspector, flow, serial)
+        chief = Browser(http, window.base)
+        await chief.login("chief")
+        await chief.get(f"/review/{serial}")
+        status, page, _ = await chief.post(f"/review/{serial}/approve")
+        assert status == 409 and "报告无法生成" in page and "fonts-wqy-microhei" in page
+        inspection = await flow.store.inspection(serial)
+        assert inspection.status == "open" and await flow.store.report(serial) is None
+        assert await actions(flow, "approved") == []
+        # the font installed (here: configured), the same approval goes through, once
+        flow.config = flow.config.model_copy(update={"report_font": DEFAULT_FONT})
+        status, _, _ = await chief.post(f"/review/{serial}/approve")
+        assert status == 303
+        assert (await flow.store.inspection(serial)).verdict == "pass"
+        sha, pdf, _ = await flow.store.report(serial)
+        assert pdf.startswith(b"%PDF") and hashlib.sha256(pdf).hexdigest() == sha
+        status, page, _ = await chief.post(f"/review/{serial}/approve")
+        assert status == 409
+        (approved,) = await actions(flow, "approved")
+        assert approved["detail"]["report_sha256"] == sha and approved["username"] == "chief"

@@ -4,6 +4,7 @@ sweep, the metrics endpoint and the live page, in one TaskGroup until SIGTERM/SI
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import aiomqtt
 import structlog
@@ -19,6 +20,9 @@ from station.live.follow import follow_forever
 from station.metrics import StationMetrics
 from station.receiver import Receiver, report_alarms
 from station.store import RecordStore, StoreUnavailable
+
+if TYPE_CHECKING:
+    from station.flow.runner import FlowRunner
 
 log = structlog.get_logger("lanegw.station")
 
@@ -54,10 +58,13 @@ async def _run_parts(
         if config.metrics.enabled:
             group.create_task(serve_metrics(metrics, config.metrics.address, config.metrics.port))
         page = _start_live_page(group, config, receiver) if config.web.enabled else None
+        flow = _start_flow(group, config, receiver) if config.flow.enabled else None
         group.create_task(feed_watchdog())
         await receiver.connected.wait()
         if page is not None:
             await page.started.wait()
+        if flow is not None:  # the one-window pages (docs/station-flow.md)
+            await flow.started.wait()
         notify("READY=1")
         started.set()
         log.info("station_started", station=config.station, receiver=config.client_id)
@@ -78,6 +85,14 @@ def _start_live_page(
     group.create_task(server.run())
     group.create_task(follow_forever(board, connect, root, config.station))
     return server
+
+
+def _start_flow(group: asyncio.TaskGroup, config: StationConfig, receiver: Receiver) -> FlowRunner:
+    from station.flow.runner import FlowRunner
+
+    runner = FlowRunner(config, receiver.client)
+    group.create_task(runner.run())
+    return runner
 
 
 async def _sweep_forever(

@@ -24,6 +24,15 @@ station_app = typer.Typer(
     help="The station server: receive, verify, store and acknowledge records; live page.",
     no_args_is_help=True,
 )
+
+
+def _add_flow_commands() -> None:
+    from station.flow.cli import user_app
+
+    station_app.add_typer(user_app, name="user")
+
+
+_add_flow_commands()
 out = Console()
 err = Console(stderr=True)
 

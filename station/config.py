@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from gateway.config import Ident, TlsConfig, load_model
 from gateway.integrity import public_key_from_text
+from station.flow.config import FlowConfig
 
 
 class _Model(BaseModel):
@@ -121,6 +122,7 @@ class StationConfig(_Model):
     checks: ChecksConfig = ChecksConfig()
     web: WebConfig = WebConfig()
     metrics: StationMetrics = StationMetrics()
+    flow: FlowConfig = FlowConfig()
     timezone: str = Field(default="Asia/Shanghai", description="local time of exports")
 
     @model_validator(mode="after")
@@ -129,6 +131,8 @@ class StationConfig(_Model):
             raise ValueError("mqtt.reconnect_max_s must be >= mqtt.reconnect_min_s")
         if self.mqtt.protocol == "3.1.1" and self.mqtt.share_group is not None:
             raise ValueError("mqtt.share_group needs MQTT 5: set protocol 5, or share_group null")
+        if self.flow.enabled and self.flow.serial_prefix is None and len(self.station) != 7:
+            raise ValueError("flow.serial_prefix is needed: the station id has not 7 characters")
         return self
 
     @field_validator("timezone")

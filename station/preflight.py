@@ -33,11 +33,16 @@ async def preflight(config: StationConfig) -> list[Check]:
     url = config.database.url
     path = sqlite_path(url)
     database = _new_sqlite(path) if path is not None and not path.exists() else None
-    return [
+    checks = [
         Check("config", True, f"station {config.station}, trust {config.trust.mode}"),
         database or await _database(url, str(path) if path else _postgres_name(url)),
         await _broker(config),
     ]
+    if config.flow.enabled:  # the one-window pages (docs/station-flow.md)
+        from station.flow.config import flow_checks
+
+        checks += [Check(name, ok, detail) for name, ok, detail in flow_checks(config.flow)]
+    return checks
 
 
 def _postgres_name(url: str) -> str:

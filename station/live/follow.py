@@ -55,14 +55,18 @@ async def follow(
 
 
 async def follow_forever(
-    board: LiveBoard, connect: Callable[[], aiomqtt.Client], topic_root: str, station: str
+    board: LiveBoard,
+    connect: Callable[[], aiomqtt.Client],
+    topic_root: str,
+    station: str,
+    telemetry: bool = True,
 ) -> None:
     """Follow the broker; after a lost connection, connect again and resubscribe."""
     while True:
         try:
             async with connect() as client:
                 log.info("live_mqtt_connected")
-                await follow(client, board, topic_root, station)
+                await follow(client, board, topic_root, station, telemetry)
         except aiomqtt.MqttError as exc:
             log.warning("live_mqtt_lost", error=str(exc), retry_in_s=RECONNECT_S)
             await asyncio.sleep(RECONNECT_S)

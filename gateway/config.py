@@ -13,12 +13,20 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from drivers.devices.base import DeviceClass
 from drivers.registry import driver_specs
 from drivers.transport import LineSettings
 from gateway.errors import ConfigError, ConfigProblem
+from gateway.integrity import public_key_from_text
 from gateway.yamlpos import load_yaml_with_positions
 
 M = TypeVar("M", bound=BaseModel)
@@ -57,6 +65,11 @@ class MqttConfig(_Model):
         default="puback",
         description="when a record may leave the outbox: on PUBACK, or on the server's ack",
     )
+    ack_keys: list[str] = Field(
+        default_factory=list,
+        description="server_ack: the station's public keys (base64 Ed25519, `lanegw station "
+        "key`); when set, only acks signed by one of them delete records",
+    )
     ack_timeout_s: float = Field(
         default=60.0,
         gt=0,
@@ -68,6 +81,16 @@ class MqttConfig(_Model):
     progress_expiry_s: int = Field(default=60, ge=1)
     reconnect_min_s: float = Field(default=0.5, gt=0)
     reconnect_max_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("ack_keys")
+    @classmethod
+    def _keys_parse(cls, keys: list[str]) -> list[str]:
+        for text in keys:
+            try:
+                public_key_from_text(text)
+            except ValueError:
+                raise ValueError(f"{text!r} is not a base64 Ed25519 public key") from None
+        return keys
 
 
 class OutboxConfig(_Model):

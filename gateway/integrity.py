@@ -63,6 +63,28 @@ def canonical_body(record: dict[str, Any]) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def sign_message(message: dict[str, Any], key: Ed25519PrivateKey) -> dict[str, Any]:
+    """``message`` with a ``signature`` over its RFC 8785 form (an ack, say)."""
+    body = rfc8785.dumps({k: v for k, v in message.items() if k != "signature"})
+    return {**message, "signature": base64.b64encode(key.sign(body)).decode()}
+
+
+def message_signed_by(message: dict[str, Any], keys: list[Ed25519PublicKey]) -> bool:
+    """Whether one of ``keys`` made the message's ``signature`` (see ``sign_message``)."""
+    try:
+        signature = base64.b64decode(str(message.get("signature") or ""), validate=True)
+        body = rfc8785.dumps({k: v for k, v in message.items() if k != "signature"})
+    except (ValueError, rfc8785.CanonicalizationError):
+        return False
+    for key in keys:
+        try:
+            key.verify(signature, body)
+        except InvalidSignature:
+            continue
+        return True
+    return False
+
+
 def record_hash(record: dict[str, Any]) -> str:
     """SHA-256 (hex) of the record's body: what the next record's ``prev_hash`` holds."""
     return hashlib.sha256(canonical_body(record)).hexdigest()

@@ -53,6 +53,7 @@ from paho.mqtt.properties import Properties
 from pydantic import ValidationError
 
 from gateway.config import LaneConfig
+from gateway.integrity import message_signed_by, public_key_from_text
 from gateway.metrics import Metrics
 from gateway.outbox import Outbox
 from gateway.records import Ack, GatewayState
@@ -124,6 +125,8 @@ class MqttLink:
         self.topics = Topics(config.mqtt.topic_root, config.station, config.lane)
         self._outbox = outbox
         outbox.on_acked = metrics.delivered.inc
+        outbox.on_unsent_acked = metrics.bad_messages.labels("ack_unsent").inc
+        self._ack_keys = [public_key_from_text(text) for text in config.mqtt.ack_keys]
         self._metrics = metrics
         self._birth = birth
         self._offline = offline
@@ -326,6 +329,9 @@ class MqttLink:
                     await self._wait_for_records(awaiting)
                     continue
             started = time.perf_counter()
+            # from here the broker may hand them to the station, and its ack may come back
+            # before the whole batch is out: acks up to here are for records really sent
+            outbox.sent_through = max(outbox.sent_through, batch[-1].seq)
             async with asyncio.TaskGroup() as group:
                 for record in batch:
                     group.create_task(
@@ -436,6 +442,10 @@ class MqttLink:
         except ValidationError as exc:
             self._metrics.bad_messages.labels("ack").inc()
             log.warning("bad_ack", error=exc.errors(include_url=False)[0]["msg"], size=len(payload))
+            return
+        if self._ack_keys and not message_signed_by(ack.model_dump(), self._ack_keys):
+            self._metrics.bad_messages.labels("ack_unverified").inc()
+            log.warning("ack_not_signed_by_the_station", records=len(ack.record_ids))
             return
         self._outbox.forget_acked(ack.record_ids)  # deleted on the outbox's thread
 

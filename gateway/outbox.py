@@ -53,9 +53,14 @@ class Outbox:
         if self.store.depth:
             self.changed.set()
         self._acked: list[str] = []  # acknowledged ids not yet deleted
+        #: the highest seq handed to the broker by this process: an ack for a record above
+        #: it cannot be genuine (the station never had it), so it deletes nothing
+        self.sent_through = 0
         self._acks_waiting = asyncio.Event()
         #: called with the number of records each ack deletion removed
         self.on_acked: Callable[[int], None] = lambda _removed: None
+        #: called with the number of acked records kept because they were never sent
+        self.on_unsent_acked: Callable[[int], None] = lambda _count: None
 
     async def _run(self, call: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._worker, call)
@@ -107,8 +112,12 @@ class Outbox:
         self._acks_waiting.clear()
         while self._acked:
             ids, self._acked = self._acked, []
-            removed = await self._run(functools.partial(self.store.remove_ids, ids))
+            call = functools.partial(self.store.remove_ids, ids, self.sent_through)
+            removed, unsent = await self._run(call)
             self.on_acked(removed)
+            if unsent:
+                log.warning("ack_for_unsent_records_ignored", records=unsent)
+                self.on_unsent_acked(unsent)
 
     # state (no query) ------------------------------------------------------------------
     def require_room(self) -> None:

@@ -211,9 +211,43 @@ class OutboxStore:
         """Delete delivered records by sequence number; returns how many went."""
         return self._delete("seq", list(seqs))
 
-    def remove_ids(self, record_ids: Iterable[str]) -> int:
-        """Delete records the server acknowledged; unknown ids are ignored."""
-        return self._delete("record_id", list(record_ids))
+    def remove_ids(self, record_ids: Iterable[str], max_seq: int | None = None) -> tuple[int, int]:
+        """Delete records the server acknowledged; unknown ids are ignored.
+
+        With ``max_seq``, a record above it (not sent yet: an ack for it is forged or
+        confused) is kept. Returns (removed, kept as not sent).
+        """
+        ids = list(record_ids)
+        unsent = 0
+        if max_seq is not None and ids:
+            unsent = self._count_unsent(ids, max_seq)
+            if unsent:
+                ids = self._sent_only(ids, max_seq)
+        return self._delete("record_id", ids), unsent
+
+    def _count_unsent(self, ids: list[str], max_seq: int) -> int:
+        total = 0
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            (count,) = self._db.execute(
+                f"SELECT COUNT(*) FROM records WHERE seq > ? AND record_id IN ({marks})",  # noqa: S608
+                [max_seq, *chunk],
+            ).fetchone()
+            total += int(count)
+        return total
+
+    def _sent_only(self, ids: list[str], max_seq: int) -> list[str]:
+        kept: list[str] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT record_id FROM records WHERE seq <= ? AND record_id IN ({marks})",  # noqa: S608
+                [max_seq, *chunk],
+            ).fetchall()
+            kept.extend(row[0] for row in rows)
+        return kept
 
     def _delete(self, column: str, keys: list[int] | list[str]) -> int:
         return self._retry_deletions() + self._delete_now(column, keys)

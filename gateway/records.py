@@ -223,6 +223,11 @@ class Ack(_Model):
     """The station server's acknowledgement on ``ack``: these records are stored."""
 
     record_ids: list[str] = Field(min_length=1, max_length=10_000)
+    signature: str | None = Field(
+        default=None,
+        description="Ed25519 signature (base64) by the station's key of the ack's RFC 8785 "
+        "form without this field; required when the lane pins mqtt.ack_keys",
+    )
 
 
 class CommandRequest(_Model):

@@ -241,3 +241,26 @@ def export(
         return
     output.write_text(text + "\n", encoding="utf-8")
     err.print(f"wrote {output}")
+
+
+@station_app.command()
+def key(config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Print the station's ack-signing public key, as the line for each lane's config.
+
+    The key file is [bold]trust.ack_key_file[/]; it is created (0600) if it is not there
+    yet. Lanes that list the key under [bold]mqtt.ack_keys[/] delete a record only on an
+    ack the station signed. Example: [bold]lanegw station key -c /etc/lanegw/station.yaml[/]
+    """
+    from gateway.integrity import load_or_create_key, public_key_text
+
+    station = _config(config)
+    path = station.trust.ack_key_file
+    if path is None:
+        err.print("[red]trust.ack_key_file is not set: acks go out unsigned[/]")
+        raise typer.Exit(2)
+    try:
+        private = load_or_create_key(path)
+    except (GatewayError, OSError) as exc:
+        err.print(f"[red]{path}: {exc}[/]")
+        raise typer.Exit(2) from None
+    print(f'ack_keys: ["{public_key_text(private.public_key())}"]   # under mqtt: in lane.yaml')

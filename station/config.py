@@ -70,6 +70,11 @@ class TrustConfig(_Model):
     keys: dict[str, str] = Field(
         default_factory=dict, description="gateway_id: public key (base64), always preferred"
     )
+    ack_key_file: Path | None = Field(
+        default=None,
+        description="Ed25519 key signing the acks (created 0600 at first start); pin its "
+        "public key (`lanegw station key`) in the lanes' mqtt.ack_keys",
+    )
 
     @field_validator("keys")
     @classmethod

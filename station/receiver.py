@@ -26,6 +26,7 @@ import aiomqtt
 import structlog
 from pydantic import ValidationError
 
+from gateway.integrity import load_or_create_key, sign_message
 from gateway.mqtt import publish_bounded, request_bounded
 from gateway.records import GatewayState
 from station.checks import Alarm, Arrival, Decision, parse_arrival
@@ -67,6 +68,8 @@ class Receiver:
         self._metrics = metrics
         self._password = password
         self._prefix = f"{config.mqtt.topic_root}/{config.station}/"
+        key_file = config.trust.ack_key_file
+        self._ack_key = load_or_create_key(key_file) if key_file is not None else None
         self.connected = asyncio.Event()
 
     @property
@@ -180,8 +183,11 @@ class Receiver:
             if outcome.acknowledged:
                 acked[lane].append(outcome.arrival.record_id)
         for lane, record_ids in acked.items():
-            ack = json.dumps({"record_ids": list(dict.fromkeys(record_ids))})
-            await publish_bounded(client, f"{self._prefix}{lane}/ack", ack.encode(), qos=1)
+            ack: dict[str, object] = {"record_ids": list(dict.fromkeys(record_ids))}
+            if self._ack_key is not None:  # lanes that pin the station's key check this
+                ack = sign_message(ack, self._ack_key)
+            payload = json.dumps(ack).encode()
+            await publish_bounded(client, f"{self._prefix}{lane}/ack", payload, qos=1)
             self._metrics.acks.labels(lane).inc()
 
     def _bad_message(self, topic: str, message: LaneMessage, error: str) -> None:

@@ -197,6 +197,7 @@ async def running_lane(
     sims: SimLane,
     config: Callable[[SimLane], tuple[list[dict[str, Any]], list[dict[str, Any]]]],
     extra: dict[str, Any] | None = None,
+    mqtt: dict[str, Any] | None = None,
 ) -> AsyncIterator[tuple[Daemon, Station]]:
     """Simulators in-process, the daemon as a subprocess, a station subscriber.
 
@@ -217,7 +218,7 @@ async def running_lane(
     await station.connected.wait()
     buses, devices = config(sims)
     path = write_config(
-        tmp_path / "lane.yaml", tmp_path / "state", mqtt_port, buses, devices, extra
+        tmp_path / "lane.yaml", tmp_path / "state", mqtt_port, buses, devices, extra, **(mqtt or {})
     )
     daemon = Daemon(path, tmp_path / "daemon.log")
     await daemon.start()

@@ -55,7 +55,7 @@ def test_remove_by_record_id_ignores_unknown(tmp_path: Path) -> None:
     box = OutboxStore(tmp_path / "o.sqlite3", 10_000_000)
     box.add(make, offline=False)
     box.add(make, offline=False)
-    assert box.remove_ids(["rec-1", "nope"]) == 1
+    assert box.remove_ids(["rec-1", "nope"]) == (1, 0)
     stats = box.stats()
     assert (stats.depth, stats.last_seq) == (1, 2)
     assert stats.bytes == len(box.pending(0, 10)[0].payload)

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,17 @@ class HostileLane:
         found = re.search(pattern, await self.metrics())
         return float(found.group(1)) if found else 0.0
 
+    async def wait_counter(self, name: str, value: float, **labels: str) -> None:
+        """Until the counter reaches ``value`` (the daemon counts as it goes)."""
+        async with asyncio.timeout(20):
+            while await self.counter(name, **labels) < value:
+                await asyncio.sleep(0.1)
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 20) -> None:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                await asyncio.sleep(0.1)
+
     def alive(self) -> bool:
         return self.daemon.proc is not None and self.daemon.proc.returncode is None
 
@@ -73,7 +84,7 @@ def speedometer_lane(lane: SimLane) -> tuple[list[dict[str, Any]], list[dict[str
 
 @contextlib.asynccontextmanager
 async def hostile_lane(
-    tmp_path: Path, broker_port: int, **extra: Any
+    tmp_path: Path, broker_port: int, mqtt: dict[str, Any] | None = None, **extra: Any
 ) -> AsyncIterator[HostileLane]:
     metrics_port = free_port()
     sims = SimLane(scenario_at_speed(SCENARIO, 0.02), [SimDevice("speedometer", "tlch10")])
@@ -82,7 +93,7 @@ async def hostile_lane(
         "metrics": {"enabled": True, "address": "127.0.0.1", "port": metrics_port},
         **extra,
     }
-    async with running_lane(tmp_path, broker_port, sims, speedometer_lane, settings) as (
+    async with running_lane(tmp_path, broker_port, sims, speedometer_lane, settings, mqtt) as (
         daemon,
         station,
     ):

@@ -91,7 +91,9 @@ class Lane:
 
 
 @contextlib.asynccontextmanager
-async def speedometer_lane(workdir: Path, name: str, mqtt_port: int) -> AsyncIterator[Lane]:
+async def speedometer_lane(
+    workdir: Path, name: str, mqtt_port: int, **mqtt: Any
+) -> AsyncIterator[Lane]:
     """A lane whose gateway keeps records until the station acknowledges them."""
     workdir.mkdir()
     sims = SimLane(scenario_at_speed(SCENARIO, 0.02), [SimDevice("speedometer", "tlch10")])
@@ -104,7 +106,7 @@ async def speedometer_lane(workdir: Path, name: str, mqtt_port: int) -> AsyncIte
         config = write_config(
             workdir / "lane.yaml", workdir / "state", mqtt_port, [bus], [device],
             {"lane": name, "procedure_time_scale": 0.02},
-            delivery="server_ack", ack_timeout_s=ACK_TIMEOUT_S,
+            delivery="server_ack", ack_timeout_s=ACK_TIMEOUT_S, **mqtt,
         )  # fmt: skip
         daemon = Daemon(config, workdir / "daemon.log")
         await daemon.start()

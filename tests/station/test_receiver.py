@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import aiomqtt
+import yaml
 
 from tests.harness import STATION
 from tests.mosquitto import Mosquitto, free_port
@@ -48,13 +49,18 @@ async def test_two_lanes_are_stored_once_acknowledged_and_drained(
         tmp_path / "station.yaml", mosquitto.port, database,
         web={"enabled": True, "port": web_port},
         metrics={"enabled": True, "port": metrics_port},
+        trust={"ack_key_file": str(tmp_path / "station-ack.key")},
     )  # fmt: skip
+    # the lanes pin the station's ack key, as an installer would: lanegw station key
+    printed = lanegw("station", "key", "-c", str(config))
+    assert printed.returncode == 0, printed.stderr
+    ack_keys = yaml.safe_load(printed.stdout.split("#")[0])["ack_keys"]
     receiver = Receiver(config, tmp_path / "station.log")
     await receiver.start()
     try:
         async with (
-            speedometer_lane(tmp_path / "l1", "L1", mosquitto.port) as l1,
-            speedometer_lane(tmp_path / "l2", "L2", mosquitto.port) as l2,
+            speedometer_lane(tmp_path / "l1", "L1", mosquitto.port, ack_keys=ack_keys) as l1,
+            speedometer_lane(tmp_path / "l2", "L2", mosquitto.port, ack_keys=ack_keys) as l2,
         ):
             for n in range(ORDERS_PER_LANE):
                 await l1.inspect(100 + n)

@@ -19,7 +19,7 @@ import uuid6
 
 from gateway.errors import OutboxFull
 from gateway.evidence import EvidenceStore
-from gateway.outbox import Outbox
+from gateway.outbox_store import OutboxStore
 from gateway.records import Measurement, ResultRecord, Verdict
 from tests.faults.rig import (
     SPEED_RANGE,
@@ -165,7 +165,7 @@ def test_outbox_on_a_full_disk_refuses_and_retries(small_disk: Path, totals: Tot
     returns the next ``add`` gets the next seq (no gap), the pending deletion happens,
     and the database passes its integrity check.
     """
-    outbox = Outbox(small_disk / "outbox.sqlite3", max_bytes=8 * 1024 * 1024)
+    outbox = OutboxStore(small_disk / "outbox.sqlite3", max_bytes=8 * 1024 * 1024)
     try:
         for _ in range(3):
             outbox.add(draft, offline=False)

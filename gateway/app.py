@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,34 +153,43 @@ class Gateway:
         """Stable identity of this gateway (its MQTT client id)."""
         return self.config.client_id
 
+    def _signed(self, state: GatewayState) -> GatewayState:
+        """The state signed by this gateway's key (the station believes no other)."""
+        signed = self.sealer.sign(json.loads(state.model_dump_json(exclude={"signature"})))
+        return state.model_copy(update={"signature": signed["signature"]})
+
     def birth(self) -> GatewayState:
-        """The retained birth message."""
+        """The retained birth message, signed."""
         cfg = self.config
-        return GatewayState(
-            online=True,
-            gateway_id=self.gateway_id,
-            station=cfg.station,
-            lane=cfg.lane,
-            session_id=self.session_id,
-            version=__version__,
-            config_hash=config_hash(cfg),
-            started_at=self.started_at,
-            devices=self.inventory(),
-            outbox_alarm=self.outbox.alarm,
-            public_key=self.sealer.public_key,
-            ts=utc_now(),
+        return self._signed(
+            GatewayState(
+                online=True,
+                gateway_id=self.gateway_id,
+                station=cfg.station,
+                lane=cfg.lane,
+                session_id=self.session_id,
+                version=__version__,
+                config_hash=config_hash(cfg),
+                started_at=self.started_at,
+                devices=self.inventory(),
+                outbox_alarm=self.outbox.alarm,
+                public_key=self.sealer.public_key,
+                ts=utc_now(),
+            )
         )
 
     def offline_state(self) -> GatewayState:
-        """The will: the gateway is gone."""
+        """The will (and the goodbye): the gateway is gone; signed, so it cannot be forged."""
         cfg = self.config
-        return GatewayState(
-            online=False,
-            gateway_id=self.gateway_id,
-            station=cfg.station,
-            lane=cfg.lane,
-            session_id=self.session_id,
-            ts=utc_now(),
+        return self._signed(
+            GatewayState(
+                online=False,
+                gateway_id=self.gateway_id,
+                station=cfg.station,
+                lane=cfg.lane,
+                session_id=self.session_id,
+                ts=utc_now(),
+            )
         )
 
     def inventory(self) -> list[DeviceInventoryItem]:

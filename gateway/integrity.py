@@ -144,6 +144,10 @@ class Sealer:
         self._key = key
         self.public_key = public_key_text(key.public_key())
 
+    def sign(self, message: dict[str, Any]) -> dict[str, Any]:
+        """``message`` with this gateway's ``signature`` (a state, say: see sign_message)."""
+        return sign_message(message, self._key)
+
     def seal(self, record: dict[str, Any], prev_hash: str) -> Sealed:
         """Add ``prev_hash`` and ``signature`` to a record (parsed JSON, no ``replayed``)."""
         record = {**record, CANON_FIELD: CANON_JCS, "prev_hash": prev_hash}

@@ -176,6 +176,11 @@ class GatewayState(_Model):
         default=None, description="the gateway's Ed25519 public key (base64 raw), signs records"
     )
     ts: datetime
+    signature: str | None = Field(
+        default=None,
+        description="Ed25519 signature (base64) by the gateway's key of this state's RFC 8785 "
+        "form without this field: a station believes no state its gateway did not sign",
+    )
 
 
 class Availability(enum.StrEnum):

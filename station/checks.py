@@ -12,14 +12,20 @@ stored, only kept as an alarm's evidence, and is not acknowledged.
 from __future__ import annotations
 
 import enum
-import json
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
+from pydantic_core import from_json
 
-from gateway.integrity import GENESIS_HASH, record_hash, signature_valid
+from gateway.integrity import (
+    GENESIS_HASH,
+    message_signed_by,
+    public_key_from_text,
+    record_hash,
+    signature_valid,
+)
 from gateway.records import ResultRecord
 
 #: the largest result record taken (a brake item with its curve is about 10 kB)
@@ -38,6 +44,8 @@ class AlarmKind(enum.StrEnum):
     CHAIN_BREAK = "chain_break"  # prev_hash does not link to the stored neighbour
     SEQUENCE_GAP = "sequence_gap"  # records missing between stored ones (deleted?)
     KEY_CHANGED = "key_changed"  # a gateway announced another key than the trusted one
+    FORGED_STATE = "forged_state"  # a state (birth, will) its gateway's key did not sign
+    LANE_CLAIMED = "lane_claimed"  # a second gateway id announced itself on a bound lane
 
 
 class Decision(enum.StrEnum):
@@ -99,7 +107,9 @@ def parse_arrival(lane: str, station: str, payload: bytes) -> Arrival | Alarm:
         detail = f"{len(payload)} bytes, more than a record's {MAX_RECORD_BYTES}"
         return Alarm(AlarmKind.MALFORMED, detail, lane=lane, payload=payload[:EVIDENCE_CUT])
     try:
-        record = json.loads(payload)
+        # pydantic-core's parser stops at a nesting depth of 200 with a ValueError, where
+        # json.loads recurses until RecursionError (a 200 kB "[[[[..." killed the receiver)
+        record = from_json(payload)
         ResultRecord.model_validate(record)
     except (ValueError, ValidationError) as exc:
         first = exc.errors(include_url=False)[0] if isinstance(exc, ValidationError) else None
@@ -209,3 +219,32 @@ def key_alarm(
     return Alarm(
         AlarmKind.KEY_CHANGED, detail, gateway_id, lane, record_id=announced, payload=payload
     )
+
+
+def state_forgery(
+    gateway_id: str, lane: str, state: dict[str, Any], key_text: str | None, payload: bytes
+) -> Alarm | None:
+    """A ``forged_state`` alarm unless ``key_text`` (the trusted key, or on first use the
+    announced one) signed the state. With no key at all nothing can be checked: the
+    unknown gateway is alarmed by ``key_alarm`` and its records are not believed."""
+    if key_text is None:
+        return None
+    try:
+        key = public_key_from_text(key_text)
+    except ValueError:
+        return Alarm(AlarmKind.FORGED_STATE, "announced key is not an Ed25519 key",
+                     gateway_id, lane, payload=payload)  # fmt: skip
+    if message_signed_by(state, [key]):
+        return None
+    online = "online" if state.get("online") else "offline"
+    detail = f"{online} state not signed by the gateway's key {key_text[:12]}...: ignored"
+    return Alarm(AlarmKind.FORGED_STATE, detail, gateway_id, lane, payload=payload)
+
+
+def lane_claimed(gateway_id: str, lane: str, owner: str, payload: bytes) -> Alarm:
+    """A second gateway id on a lane that already belongs to ``owner``."""
+    detail = (
+        f"gateway {gateway_id} announced itself on lane {lane}, which belongs to {owner}: "
+        "not trusted (pin it in trust.keys if the edge box was replaced)"
+    )
+    return Alarm(AlarmKind.LANE_CLAIMED, detail, gateway_id, lane, payload=payload)

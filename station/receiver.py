@@ -25,11 +25,12 @@ from dataclasses import dataclass
 import aiomqtt
 import structlog
 from pydantic import ValidationError
+from pydantic_core import from_json
 
 from gateway.integrity import load_or_create_key, sign_message
 from gateway.mqtt import publish_bounded, request_bounded
 from gateway.records import GatewayState
-from station.checks import Alarm, Arrival, Decision, parse_arrival
+from station.checks import Alarm, AlarmKind, Arrival, Decision, parse_arrival
 from station.config import StationConfig
 from station.metrics import StationMetrics
 from station.store import RecordStore, StoreUnavailable
@@ -149,10 +150,13 @@ class Receiver:
             self._bad_message("state", message, where)
             return
         first_use = self._cfg.trust.mode == "tofu"
-        data = json.loads(message.payload)
+        data = from_json(message.payload)  # validated above: a JSON object of bounded depth
         alarm = await self._store.register_state(message.lane, data, message.payload, first_use)
         if alarm is not None:
             report_alarms(self._metrics, [alarm])
+            if alarm.kind in (AlarmKind.FORGED_STATE, AlarmKind.LANE_CLAIMED):
+                self._bad_message("state", message, alarm.detail)
+                return
         log.info("gateway_state", gateway=state.gateway_id, lane=message.lane, online=state.online)
 
     async def _take_results(self, client: aiomqtt.Client, messages: list[LaneMessage]) -> None:

@@ -16,7 +16,17 @@ from typing import Any, Final
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gateway.integrity import public_key_from_text
-from station.checks import Alarm, AlarmKind, Arrival, Decision, Facts, judge, key_alarm
+from station.checks import (
+    Alarm,
+    AlarmKind,
+    Arrival,
+    Decision,
+    Facts,
+    judge,
+    key_alarm,
+    lane_claimed,
+    state_forgery,
+)
 from station.store.db import Database, Tx, open_database
 from station.store.gaps import Gap, find_gaps
 from station.store.schema import SCHEMA_VERSION, TABLES
@@ -234,7 +244,15 @@ class RecordStore:
     async def register_state(
         self, lane: str, state: dict[str, Any], payload: bytes, trust_first_use: bool
     ) -> Alarm | None:
-        """Note a gateway's birth or will; register its key on first use (tofu)."""
+        """Note a gateway's birth or will; register its key on first use (tofu).
+
+        A state counts only when the gateway's trusted key signed it (on first use: the
+        key it announces, which proves the gateway holds it); anything else is a
+        ``forged_state`` alarm and changes nothing. A lane belongs to the first gateway
+        that registered a key on it: another gateway id announcing itself there is a
+        ``lane_claimed`` alarm and gets no key on first use (a replaced edge box is
+        pinned in ``trust.keys`` by a technician).
+        """
         gateway_id = str(state["gateway_id"])
         announced = state.get("public_key")
         now = now_text()
@@ -251,7 +269,27 @@ class RecordStore:
             )
             assert row is not None  # inserted above
             trusted, source = row
+            if trusted is not None and announced and announced != trusted:
+                # another key for a known gateway (a re-keyed box, or an impostor): alarmed,
+                # and its state is not taken (the trusted key did not sign it)
+                pinned = source == "pinned"
+                changed = key_alarm(gateway_id, lane, trusted, announced, payload, pinned)
+                await self.raise_alarms([changed] if changed else [], tx)
+                return changed
+            forged = state_forgery(gateway_id, lane, state, trusted or announced, payload)
+            if forged is not None:
+                await self.raise_alarms([forged], tx)
+                return forged
             if trusted is None and announced and trust_first_use:
+                owner = await tx.one(
+                    "SELECT gateway_id FROM gateways WHERE station = %s AND lane = %s"
+                    " AND gateway_id <> %s AND public_key IS NOT NULL",
+                    (state.get("station"), lane, gateway_id),
+                )
+                if owner is not None:
+                    claimed = lane_claimed(gateway_id, lane, str(owner[0]), payload)
+                    await self.raise_alarms([claimed], tx)
+                    return claimed
                 trusted, source = announced, "first_use"
             await tx.execute(
                 "UPDATE gateways SET station = %s, lane = %s, online = %s, session_id = %s,"

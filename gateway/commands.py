@@ -42,6 +42,7 @@ class CommandRouter:
             "abort": self._abort,
             "check": self._check,
             "lockouts": self._lockouts,
+            "regulator_lock": self._regulator_lock,
             "sample": self._calibration("sample"),
             "calibrate": self._calibration("calibrate"),
             "rollback": self._calibration("rollback"),
@@ -137,6 +138,24 @@ class CommandRouter:
         return handler
 
     async def _lockouts(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"locked": self._gateway.lockouts()}
+
+    async def _regulator_lock(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The station passes on a regulator's locks: ``{source, locks: {device: [reasons]}}``
+        replaces that source's locks (``{}`` lifts them)."""
+        source, locks = args.get("source"), args.get("locks")
+        if not isinstance(source, str) or not source or not isinstance(locks, dict):
+            raise CommandError("regulator_lock needs args.source (text) and args.locks (object)")
+        known = {d.id for d in self._gateway.config.devices}
+        clean: dict[str, list[str]] = {}
+        for device, reasons in locks.items():
+            if device not in known:
+                raise CommandError(f"no device {device!r} (devices: {', '.join(sorted(known))})")
+            if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
+                raise CommandError(f"locks.{device} must be a list of reasons (text)")
+            clean[device] = reasons
+        self._gateway.regulator_locks.replace(source, clean)
+        log.warning("regulator_lock", source=source, locks=clean)
         return {"locked": self._gateway.lockouts()}
 
     async def _abort(self, args: dict[str, Any]) -> dict[str, Any]:

@@ -38,6 +38,9 @@ class AlarmKind(enum.StrEnum):
     CHAIN_BREAK = "chain_break"  # prev_hash does not link to the stored neighbour
     SEQUENCE_GAP = "sequence_gap"  # records missing between stored ones (deleted?)
     KEY_CHANGED = "key_changed"  # a gateway announced another key than the trusted one
+    UPLOAD_REFUSED = "upload_refused"  # a regulator's platform refused an upload (or it
+    # cannot be written from its data): the request and the answer are the evidence
+    REGULATOR_LOCK = "regulator_lock"  # a lane device locked as the platform would lock it
 
 
 class Decision(enum.StrEnum):

@@ -232,3 +232,10 @@ def export(
         return
     output.write_text(text + "\n", encoding="utf-8")
     err.print(f"wrote {output}")
+
+
+# the regulator hand-off's commands (docs/regulator.md)
+from station.upload.cli import upload, uploads  # noqa: E402
+
+station_app.command()(uploads)
+station_app.command()(upload)

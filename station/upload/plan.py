@@ -127,7 +127,8 @@ def plan_inspection(
 
 
 def plan_device_record(record: Mapping[str, Any], platforms: Platforms) -> Plan:
-    """A record without an inspection: a daily check is uploaded; others are not."""
+    """A record without an inspection: a daily check is uploaded (a chain of its own: a
+    refused check must not hold back the next one); others are not."""
     parsed = ResultRecord.model_validate(record)
     plan = Plan(planned=[parsed.record_id])
     if parsed.kind != "check" or not platforms.env or not parsed.devices:
@@ -138,7 +139,7 @@ def plan_device_record(record: Mapping[str, Any], platforms: Platforms) -> Plan:
         "verdict": parsed.verdict.value, "finished_at": parsed.finished_at.isoformat(),
     }  # fmt: skip
     plan.steps.append(
-        Step(f"env/check/{parsed.record_id}", ENV, f"env/check/{parsed.lane}/{device}",
+        Step(f"env/check/{parsed.record_id}", ENV, f"env/check/{parsed.record_id}",
              _ms(parsed.finished_at), CHECK_CALL, inputs, lane=parsed.lane,
              item_code=parsed.item_code)
     )  # fmt: skip

@@ -74,6 +74,9 @@ class Fake:
     problems: list[str] = field(default_factory=list)
     refuse: dict[tuple[str, str | None], tuple[str, str]] = field(default_factory=dict)
     slow_s: float = 0.0
+    #: (jylsh, n): after n accepted calls of that inspection, every request gets HTTP 503
+    outage_after: tuple[str, int] | None = None
+    unavailable: int = 0
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     _runner: web.AppRunner | None = None
     _site: web.TCPSite | None = None
@@ -115,6 +118,12 @@ class Fake:
         body = await request.read()
         if self.slow_s:
             await asyncio.sleep(self.slow_s)
+        if self.outage_after is not None:
+            jylsh, n = self.outage_after
+            if sum(1 for r in self.accepted() if r.values.get("jylsh") == jylsh) >= n:
+                self.unavailable += 1
+                self.changed.set()
+                return web.Response(status=503, text="Service Unavailable")
         response = self.answer(body)
         self.changed.set()
         return response
@@ -287,7 +296,12 @@ class FakeEnv(Fake):
         return self._reply(code, message, out)
 
     def _reply(self, code: str, message: str, fields: dict[str, Any] | None = None) -> web.Response:
-        result = {"code": code, "message": message, "responseTime": "20261203120000", **(fields or {})}
+        result = {
+            "code": code,
+            "message": message,
+            "responseTime": "20261203120000",
+            **(fields or {}),
+        }
         return web.json_response({"result": [result]})
 
     def rows_of(self, call: str, key: str, value: str) -> list[Received]:

@@ -79,30 +79,37 @@ def _devices(sims: SimLane) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
 
 
 @contextlib.asynccontextmanager
-async def full_lane(
-    workdir: Path, name: str, mqtt_port: int, lockouts: dict[str, Any] | None = None
-) -> AsyncIterator[FullLane]:
-    """A whole lane whose gateway keeps records until the station acknowledges them. No
-    axle weigher: the brake tester weighs each wheel (the PSB record wants wheel loads)."""
-    workdir.mkdir()
-    devices = [SimDevice(d, p, SIM_OPTIONS.get(p, {})) for d, p in DEFAULT_LANE if d != "weigher"]
-    sims = SimLane(scenario_at_speed(SCENARIO, SCALE), devices)
-    async with serving(sims):
-        buses, configured = _devices(sims)
-        extra: dict[str, Any] = {"lane": name, "procedure_time_scale": SCALE}
-        if lockouts is not None:
-            extra["lockouts"] = lockouts
-        config = write_config(
-            workdir / "lane.yaml", workdir / "state", mqtt_port, buses, configured, extra,
-            delivery="server_ack", ack_timeout_s=ACK_TIMEOUT_S,
-        )  # fmt: skip
-        daemon = Daemon(config, workdir / "daemon.log")
-        await daemon.start()
-        try:
-            async with asyncio.timeout(30):
-                while not daemon.log_events("mqtt_connected"):
-                    assert daemon.proc and daemon.proc.returncode is None, daemon.log.read_text()
+async def full_lanes(
+    workdir: Path, names: tuple[str, ...], mqtt_port: int
+) -> AsyncIterator[list[FullLane]]:
+    """Whole lanes whose gateways keep records until the station acknowledges them, all
+    started at once. No axle weigher: the brake tester weighs each wheel (the PSB record
+    wants wheel loads)."""
+    async with contextlib.AsyncExitStack() as stack:
+        lanes: list[FullLane] = []
+        for name in names:
+            lane_dir = workdir / name.lower()
+            lane_dir.mkdir()
+            devices = [SimDevice(d, p, SIM_OPTIONS.get(p, {})) for d, p in DEFAULT_LANE
+                       if d != "weigher"]  # fmt: skip
+            sims = await stack.enter_async_context(
+                serving(SimLane(scenario_at_speed(SCENARIO, SCALE), devices))
+            )
+            buses, configured = _devices(sims)
+            extra: dict[str, Any] = {"lane": name, "procedure_time_scale": SCALE}
+            config = write_config(
+                lane_dir / "lane.yaml", lane_dir / "state", mqtt_port, buses, configured, extra,
+                delivery="server_ack", ack_timeout_s=ACK_TIMEOUT_S,
+            )  # fmt: skip
+            daemon = Daemon(config, lane_dir / "daemon.log")
+            await daemon.start()
+            stack.push_async_callback(daemon.stop)
+            lanes.append(FullLane(name, daemon, lane_dir / "state" / "outbox.sqlite3",
+                                  mqtt_port, sims))  # fmt: skip
+        async with asyncio.timeout(60):
+            for lane in lanes:
+                while not lane.daemon.log_events("mqtt_connected"):
+                    proc = lane.daemon.proc
+                    assert proc and proc.returncode is None, lane.daemon.log.read_text()
                     await asyncio.sleep(0.05)
-            yield FullLane(name, daemon, workdir / "state" / "outbox.sqlite3", mqtt_port, sims)
-        finally:
-            await daemon.stop()
+        yield lanes

@@ -53,7 +53,9 @@ async def test_an_item_start_and_result_are_accepted_with_a_key(
     assert result.outcome is Outcome.ACCEPTED, result.detail
     assert psb.problems == []
     assert [(r.call, r.item, r.values.get("hphm")) for r in psb.received] == [
-        ("18C55", "H1", "粤A12345"), ("18C81", "H1", None)]  # decoded by the platform
+        ("18C55", "H1", "粤A12345"),
+        ("18C81", "H1", None),
+    ]  # decoded by the platform
 
 
 async def test_a_result_without_its_start_is_refused_with_the_platforms_code(
@@ -62,7 +64,11 @@ async def test_a_result_without_its_start_is_refused_with_the_platforms_code(
     exchange = await client(session, psb).call("18C81", "write", H1)
     assert exchange.outcome is Outcome.REFUSED
     assert exchange.reply is not None and exchange.reply.code == "-8105"
-    assert "无开始记录" in exchange.detail and exchange.response and "writeObjectOutReturn" in exchange.response
+    assert (
+        "无开始记录" in exchange.detail
+        and exchange.response
+        and "writeObjectOutReturn" in exchange.response
+    )
 
 
 async def test_a_document_that_breaks_the_table_is_refused_as_incomplete(
@@ -92,7 +98,8 @@ async def test_a_slow_answer_within_the_timeout_is_taken_and_beyond_it_is_in_dou
 ) -> None:
     psb.slow_s = 0.3
     assert (await client(session, psb, timeout=5).call("18C55", "write", START)).outcome is (
-        Outcome.ACCEPTED)
+        Outcome.ACCEPTED
+    )
     late = await client(session, psb, timeout=0.1).call("18C58", "write", START)
     assert late.outcome is Outcome.RETRY and late.in_doubt and "no answer" in (late.error or "")
 
@@ -158,7 +165,8 @@ async def test_the_environmental_platform_registers_and_takes_per_second_rows(
         assert refused.outcome is Outcome.REFUSED and "inspregid" in refused.detail
         wrong = EnvClient(session, env.url, packaged("env.yaml"), "WRONG", 2.0)
         assert (await wrong.call("downInspSynctime", [("deviceCode", "x")])).outcome is (
-            Outcome.REFUSED)
+            Outcome.REFUSED
+        )
         assert env.problems == []
     finally:
         await env.close()

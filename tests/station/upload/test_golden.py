@@ -87,9 +87,10 @@ def brake_fields_ok(fields: dict[str, str], rec: ResultRecord, p: str) -> None:
         assert fields[name] == str(round(value(rec, measurement).value)), name
     for name, measurement in ((f"{p}dll", "axle_brake_ratio"), (f"{p}bphl", "unbalance")):
         assert fields[name] == f"{value(rec, measurement).value:.1f}", name
-        assert fields[f"{name}pd" if name.endswith("bphl") else f"{p}zdlpd"] == VERDICT[
-            value(rec, measurement).verdict
-        ]
+        assert (
+            fields[f"{name}pd" if name.endswith("bphl") else f"{p}zdlpd"]
+            == VERDICT[value(rec, measurement).verdict]
+        )
     assert fields[f"{p}zdpd"] == VERDICT[rec.verdict.value] == "1"
     (curve,) = [e.upload_string for e in rec.evidence if e.kind == "brake_curve"]
     assert fields[f"{p}zdlqx"] == curve and len(curve or "") <= 4000  # §1.7
@@ -128,7 +129,10 @@ def test_brake_inspection_documents() -> None:
         golden(f"brake-{call}-B1.xml", doc)
         head_ok(fields, b1)
         assert (fields["hpzl"], fields["hphm"], fields["clsbdh"]) == (
-            "02", VEHICLE["plate"], VEHICLE["vin"])
+            "02",
+            VEHICLE["plate"],
+            VEHICLE["vin"],
+        )
         assert (fields["gwjysbbh"], fields["jyxm"]) == (CONFIG["device_code"], "B1")
         assert fields[time_field] == local(moment)
     # the Chinese plate is URL-encoded (UTF-8) inside the document
@@ -136,10 +140,16 @@ def test_brake_inspection_documents() -> None:
     # the SOAP envelope around it
     soap = envelope(PSB, "write", "18C81", "F" * 64, psb_doc("18C81", b1)).decode()
     golden("brake-18C81-B1.soap.xml", soap)
-    call = etree.fromstring(soap.encode()).find(".//{http://endpoint.axis.framework.tmri.com}writeObjectOut")
+    call = etree.fromstring(soap.encode()).find(
+        ".//{http://endpoint.axis.framework.tmri.com}writeObjectOut"
+    )
     assert call is not None
     assert [(c.tag, c.text if c.tag != "UTF8XmlDoc" else "doc") for c in call] == [
-        ("xtlb", "18"), ("jkxlh", "F" * 64), ("jkid", "18C81"), ("UTF8XmlDoc", "doc")]
+        ("xtlb", "18"),
+        ("jkxlh", "F" * 64),
+        ("jkid", "18C81"),
+        ("UTF8XmlDoc", "doc"),
+    ]
 
 
 def test_whole_vehicle_verdict_and_process_end() -> None:
@@ -195,7 +205,10 @@ def test_emission_inspection_documents() -> None:
     assert row["Dszs"] == str(value(rec, "idle_engine_speed_rpm").value)
     lam = value(rec, "high_idle_lambda")
     assert (row["Lambda"], row["LambdaDown"], row["LambdaUp"]) == (
-        f"{lam.value:.2f}", f"{lam.limit.low:.2f}", f"{lam.limit.high:.2f}")
+        f"{lam.value:.2f}",
+        f"{lam.limit.low:.2f}",
+        f"{lam.limit.high:.2f}",
+    )
     for prefix, speed in (("LS", "idle"), ("HS", "high_idle")):
         co, hc = value(rec, f"{speed}_co_pct"), value(rec, f"{speed}_hc_ppm")
         assert row[f"{prefix}COResult"] == f"{co.value:.2f}"
@@ -221,7 +234,12 @@ def test_emission_inspection_documents() -> None:
     v = live["values"]
     assert row["serialno"] == str(round(v["t_s"])) and row["opcode"] == phases[v["phase"]]
     assert (row["enginespeed"], row["Volco"], row["Volhc"], row["volco2"], row["volo2"]) == (
-        str(v["rpm"]), str(v["co_pct"]), str(v["hc_ppm"]), str(v["co2_pct"]), str(v["o2_pct"]))
+        str(v["rpm"]),
+        str(v["co_pct"]),
+        str(v["hc_ppm"]),
+        str(v["co2_pct"]),
+        str(v["o2_pct"]),
+    )
     assert row["optime"] == ts.astimezone(ZONE).strftime("%Y%m%d%H%M%S")
     assert row["id"] == planning.sample_id(PETROL, "TSI", 1, round(v["t_s"]))
 
@@ -236,7 +254,8 @@ def test_no_record_value_is_dropped_without_a_word(item: str) -> None:
         PSB, "18C82" if item == "summary" else "18C81")  # fmt: skip
     specs = tables.fields_for(call, None if item == "summary" else item)
     sent = {s.source_expr.partition(".")[2] for s in specs} | {
-        s.source_expr.split(".")[1] for s in specs if s.source_expr.startswith("limit.")}
+        s.source_expr.split(".")[1] for s in specs if s.source_expr.startswith("limit.")
+    }
     listed = {u.name for u in tables.unmapped_for(call, None if item == "summary" else item)}
     for m in rec.measurements:
         covered = m.name in sent or m.name in listed or (

@@ -51,7 +51,8 @@ async def test_steps_are_queued_once_and_each_chain_goes_in_order(store: RecordS
     (row,) = await up.listing(inspection_id="A", status="accepted", attempts=True)
     assert (row.keystr, row.code, row.tries) == ("KEY1", "1", 1)
     assert [(a["n"], a["outcome"], a["request"], a["response"]) for a in row.attempts] == [
-        (1, "accepted", "<req/>", "<resp/>")]
+        (1, "accepted", "<req/>", "<resp/>")
+    ]
 
 
 async def test_a_row_is_claimed_by_one_sender_and_a_dead_senders_lease_runs_out(
@@ -70,7 +71,9 @@ async def test_a_row_is_claimed_by_one_sender_and_a_dead_senders_lease_runs_out(
     assert await b.claim(again, "<req/>", now_text()) == 2
     (listed,) = await b.listing(attempts=True)
     assert [(x["n"], x["outcome"], x["sender"]) for x in listed.attempts] == [
-        (1, "in_doubt", "sender-a"), (2, "in_doubt", "sender-b")]
+        (1, "in_doubt", "sender-a"),
+        (2, "in_doubt", "sender-b"),
+    ]
 
 
 async def test_a_refusal_blocks_its_chain_until_retried_and_accepted_rows_stay(
@@ -136,7 +139,8 @@ async def test_stored_records_are_planned_once(store: RecordStore) -> None:
     (check_id,) = [r for r, i, _ in pending if i is None]
     check = plan_device_record(await up.record(check_id) or {}, Platforms())
     assert [(s.call, s.inputs["kind"], s.inputs["device"]) for s in check.steps] == [
-        ("uploadInspStmDeviceRecord", "leak", "analyser")]
+        ("uploadInspStmDeviceRecord", "leak", "analyser")
+    ]
     await up.add(check.steps, check.planned)
     assert await up.unplanned(await up.since()) == []
     assert len(await up.checks()) == 1

@@ -40,9 +40,13 @@ def check_value(spec: FieldSpec, value: str, time_pattern: re.Pattern[str]) -> s
         whole, _, decimals = value.lstrip("-").partition(".")
         if spec.decimals is not None and len(decimals) != spec.decimals:
             return f"{value!r} must have {spec.decimals} decimals"
-        if spec.width is not None and spec.decimals is not None:
-            if len(whole.lstrip("0") or "0") > spec.width - spec.decimals:
-                return f"{value!r} is wider than number({spec.width},{spec.decimals})"
+        digits = len(whole.lstrip("0") or "0")
+        if (
+            spec.width is not None
+            and spec.decimals is not None
+            and (digits > spec.width - spec.decimals)
+        ):
+            return f"{value!r} is wider than number({spec.width},{spec.decimals})"
     elif spec.format == "verdict":
         if value not in ("0", "1", "2"):
             return f"verdict {value!r} is not 0/1/2"

@@ -140,11 +140,11 @@ def test_brake_inspection_documents() -> None:
     # the SOAP envelope around it
     soap = envelope(PSB, "write", "18C81", "F" * 64, psb_doc("18C81", b1)).decode()
     golden("brake-18C81-B1.soap.xml", soap)
-    call = etree.fromstring(soap.encode()).find(
+    op = etree.fromstring(soap.encode()).find(
         ".//{http://endpoint.axis.framework.tmri.com}writeObjectOut"
     )
-    assert call is not None
-    assert [(c.tag, c.text if c.tag != "UTF8XmlDoc" else "doc") for c in call] == [
+    assert op is not None
+    assert [(c.tag, c.text if c.tag != "UTF8XmlDoc" else "doc") for c in op] == [
         ("xtlb", "18"),
         ("jkxlh", "F" * 64),
         ("jkid", "18C81"),
@@ -153,8 +153,8 @@ def test_brake_inspection_documents() -> None:
 
 
 def test_whole_vehicle_verdict_and_process_end() -> None:
-    summary = [r for r in CAPTURE["results"]
-               if r["inspection_id"] == PETROL and r["kind"] == "summary"][0]  # fmt: skip
+    summary = next(r for r in CAPTURE["results"]
+               if r["inspection_id"] == PETROL and r["kind"] == "summary")  # fmt: skip
     rec = ResultRecord.model_validate(summary)
     fields = fields_of(doc := psb_doc("18C82", rec))
     golden("brake-18C82.xml", doc)
@@ -247,8 +247,8 @@ def test_emission_inspection_documents() -> None:
 @pytest.mark.parametrize("item", ["B1", "B2", "B0", "H1", "H4", "S1", "TSI", "summary"])
 def test_no_record_value_is_dropped_without_a_word(item: str) -> None:
     """Every measurement of a real record is either sent or listed as unmapped (with why)."""
-    raw = [r for r in CAPTURE["results"] if r["inspection_id"] == PETROL
-           and (r["kind"] == "summary" if item == "summary" else r["item_code"] == item)][0]  # fmt: skip
+    raw = next(r for r in CAPTURE["results"] if r["inspection_id"] == PETROL
+           and (r["kind"] == "summary" if item == "summary" else r["item_code"] == item))  # fmt: skip
     rec = ResultRecord.model_validate(raw)
     tables, call = (ENV, "uploadInspResult") if item == "TSI" else (
         PSB, "18C82" if item == "summary" else "18C81")  # fmt: skip

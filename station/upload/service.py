@@ -19,6 +19,7 @@ Plus the time sync with each platform at start and every ``time_sync_interval_h`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 from collections.abc import Callable
@@ -178,8 +179,9 @@ class Uploader:
             records = await self.store.records_of(inspection_id)
             try:
                 found = planning.plan_inspection(records, record_ids, self.platforms)
-            except ValidationError as exc:  # a stored record our model no longer reads
+            except ValidationError as exc:  # stored, but not a record this version reads
                 log.error("upload_plan_failed", inspection=inspection_id, error=str(exc))
+                await self.store.add([], sorted(record_ids))
                 continue
             if await self.store.add(found.steps, found.planned):
                 self._wake.set()
@@ -188,7 +190,12 @@ class Uploader:
         record = await self.store.record(record_id)
         if record is None:
             return
-        found = planning.plan_device_record(record, self.platforms)
+        try:
+            found = planning.plan_device_record(record, self.platforms)
+        except ValidationError as exc:  # stored, but not a record this version reads
+            log.error("upload_plan_failed", record=record_id, error=str(exc))
+            await self.store.add([], [record_id])
+            return
         if await self.store.add(found.steps, found.planned):
             self._locks_changed.set()
             self._wake.set()
@@ -216,9 +223,11 @@ class Uploader:
         progress = self._topic("+", "progress")
         responses = self._topic("+", f"response/regulator_lock/{self._cfg.client_id}")
         await request_bounded(client.subscribe([(progress, 0), (responses, 1)], timeout=1e9))
-        async with asyncio.TaskGroup() as group:
-            if self.platforms.env and self._up.environmental.lock_lanes:
-                group.create_task(self._lock_forever(client))
+        log.info("upload_following", topics=[progress, responses])
+        locking = None
+        if self.platforms.env and self._up.environmental.lock_lanes:
+            locking = asyncio.create_task(self._lock_forever(client))
+        try:
             async for message in client.messages:
                 payload = message.payload if isinstance(message.payload, bytes) else b""
                 topic = str(message.topic)
@@ -226,6 +235,11 @@ class Uploader:
                     self._answer(payload)
                 else:
                     await self._progress(topic, payload)
+        finally:  # the lock loop lives as long as this connection
+            if locking is not None:
+                locking.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await locking
 
     async def _progress(self, topic: str, payload: bytes) -> None:
         try:
@@ -235,19 +249,24 @@ class Uploader:
         if event.inspection_id is None:
             return
         lane = topic.split("/")[-2]
-        if event.step == "inspection_started":
-            await self.store.save_vehicle(event.inspection_id, lane, dict(event.values))
-            self._attempts[event.inspection_id] = int(event.values.get("attempt") or 1)
-        elif event.step in LIVE_STEPS and event.item_code and self.platforms.env:
-            attempt = self._attempts.get(event.inspection_id)
-            if attempt is None:
-                vehicle = await self.store.vehicle(event.inspection_id)
-                attempt = int((vehicle or {}).get("attempt") or 1)
+        try:
+            if event.step == "inspection_started":
+                attempt = int(event.values.get("attempt") or 1)
+                values = dict(event.values) | {"attempt": attempt}
+                await self.store.save_vehicle(event.inspection_id, lane, values)
                 self._attempts[event.inspection_id] = attempt
-            steps = planning.sample_steps(event.inspection_id, lane, event.item_code, attempt,
-                                          event.ts, event.values)  # fmt: skip
-            if await self.store.add(steps):
-                self._wake.set()
+            elif event.step in LIVE_STEPS and event.item_code and self.platforms.env:
+                attempt = self._attempts.get(event.inspection_id)
+                if attempt is None:
+                    vehicle = await self.store.vehicle(event.inspection_id)
+                    attempt = int((vehicle or {}).get("attempt") or 1)
+                    self._attempts[event.inspection_id] = attempt
+                steps = planning.sample_steps(event.inspection_id, lane, event.item_code,
+                                              attempt, event.ts, event.values)  # fmt: skip
+                if await self.store.add(steps):
+                    self._wake.set()
+        except (ValueError, TypeError) as exc:  # a progress value that is not what it says
+            log.warning("upload_bad_progress", lane=lane, step=event.step, error=str(exc))
 
     # sending ---------------------------------------------------------------------------
     async def _send_forever(self) -> None:
@@ -255,7 +274,10 @@ class Uploader:
 
         async def one(upload: Upload) -> None:
             async with sem:
-                await self._send(upload)
+                try:
+                    await self._send(upload)
+                except StoreUnavailable as exc:  # the row stays as it was: taken again
+                    log.error("upload_store_unavailable", loop="send", error=str(exc))
 
         while True:
             self._wake.clear()
@@ -280,23 +302,24 @@ class Uploader:
         return delay * random.uniform(0.75, 1.0)
 
     async def _send(self, upload: Upload) -> None:
+        platform = upload.platform
         try:
             values = await self._values(upload)
+            kind = self.tables[platform].call(upload.call).kind
+            name = self._call_name(upload)
+            if platform == planning.PSB:
+                request = self.psb.request(upload.call, kind, values).decode()
+            else:
+                request = request_body(name, self._up.environmental.jksqm, values).decode()
         except Pending as exc:
             await self.store.hold(upload, "held", str(exc), _later(self._backoff(upload.tries + 1)))
             log.info("upload_held", upload=upload.upload_id, call=upload.call, reason=str(exc))
             return
-        except (RenderError, ValidationError, KeyError) as exc:
+        except (RenderError, ValidationError, KeyError, ValueError) as exc:
+            # a record our tables cannot write, or a call the (province's) table lacks
             await self.store.hold(upload, "invalid", str(exc), now_text())
             await self._alarm(upload, f"cannot be written: {exc}", None)
             return
-        platform = upload.platform
-        kind = self.tables[platform].call(upload.call).kind
-        name = self._call_name(upload)
-        if platform == planning.PSB:
-            request = self.psb.request(upload.call, kind, values).decode()
-        else:
-            request = request_body(name, self._up.environmental.jksqm, values).decode()
         n = await self.store.claim(upload, request, _later(self._up.lease_s))
         if n is None:
             return  # another uploader took it
@@ -488,7 +511,11 @@ class Uploader:
         sent, sent_session = await self.store.sent_locks(lane)
         if sent == locks and sent_session == session:
             return
-        answer = await self._command(client, lane, {"source": LOCK_SOURCE, "locks": locks})
+        try:
+            answer = await self._command(client, lane, {"source": LOCK_SOURCE, "locks": locks})
+        except aiomqtt.MqttError as exc:  # the follower reconnects; the lock goes again then
+            log.warning("upload_lock_not_sent", lane=lane, error=str(exc))
+            return
         if answer is None or not answer.get("ok"):
             log.warning("upload_lock_not_taken", lane=lane, answer=answer)
             return

@@ -256,13 +256,13 @@ class Uploader:
                 await self.store.save_vehicle(event.inspection_id, lane, values)
                 self._attempts[event.inspection_id] = attempt
             elif event.step in LIVE_STEPS and event.item_code and self.platforms.env:
-                attempt = self._attempts.get(event.inspection_id)
-                if attempt is None:
+                known = self._attempts.get(event.inspection_id)
+                if known is None:
                     vehicle = await self.store.vehicle(event.inspection_id)
-                    attempt = int((vehicle or {}).get("attempt") or 1)
-                    self._attempts[event.inspection_id] = attempt
+                    known = int((vehicle or {}).get("attempt") or 1)
+                    self._attempts[event.inspection_id] = known
                 steps = planning.sample_steps(event.inspection_id, lane, event.item_code,
-                                              attempt, event.ts, event.values)  # fmt: skip
+                                              known, event.ts, event.values)  # fmt: skip
                 if await self.store.add(steps):
                     self._wake.set()
         except (ValueError, TypeError) as exc:  # a progress value that is not what it says

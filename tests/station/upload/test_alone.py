@@ -80,3 +80,29 @@ async def test_a_config_without_the_platforms_is_refused(tmp_path: Path) -> None
     _, err = await proc.communicate()
     assert proc.returncode == 2
     assert "upload.psb.url is needed" in err.decode()
+
+
+async def test_station_check_tries_both_platforms(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    psb, env = FakePsb(), FakeEnv()
+    await psb.start()
+    await env.start()
+    await env.down()  # the environmental platform is unreachable
+    upload = {"enabled": True, "psb": {"url": psb.url, "jkxlh": psb.jkxlh},
+              "environmental": {"url": env.url, "jksqm": env.jksqm}}  # fmt: skip
+    config = station_config(tmp_path / "station.yaml", mosquitto.port,
+                            f"sqlite:{tmp_path}/station.sqlite3", upload=upload)  # fmt: skip
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway", "station", "check", "-c", str(config), "--json",
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, _ = await proc.communicate()
+    finally:
+        await psb.close()
+        await env.close()
+    assert proc.returncode == 1
+    checks = {c["name"]: c for c in json.loads(out)}
+    assert checks["upload psb"]["ok"] and "time sync answered" in checks["upload psb"]["detail"]
+    assert not checks["upload environmental"]["ok"]
+    assert "Cannot connect" in checks["upload environmental"]["detail"]
+    assert [r.call for r in psb.received] == ["18C50"]  # a query: nothing written there

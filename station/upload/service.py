@@ -311,8 +311,10 @@ class Uploader:
                 request = self.psb.request(upload.call, kind, values).decode()
             else:
                 request = request_body(name, self._up.environmental.jksqm, values).decode()
-        except Pending as exc:
-            await self.store.hold(upload, "held", str(exc), _later(self._backoff(upload.tries + 1)))
+        except Pending as exc:  # tried again, less often the longer it waits
+            waited = (datetime.now(UTC) - _utc(upload.created_at)).total_seconds()
+            delay = min(self._up.retry_max_s, max(self._up.retry_min_s, waited / 4))
+            await self.store.hold(upload, "held", str(exc), _later(delay))
             log.info("upload_held", upload=upload.upload_id, call=upload.call, reason=str(exc))
             return
         except (RenderError, ValidationError, KeyError, ValueError) as exc:

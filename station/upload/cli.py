@@ -54,7 +54,7 @@ def uploads(
 
     async def job(store: RecordStore) -> tuple[list[Upload], dict[str, int]]:
         up = UploadStore(store, "cli")
-        await up.setup()
+        await up.setup(starting=False)
         rows = await up.listing(platform=platform, status=status, inspection_id=inspection,
                                 lane=lane, limit=limit, attempts=evidence)  # fmt: skip
         return rows, await up.counts()
@@ -94,7 +94,7 @@ def upload(
 
     async def job(store: RecordStore) -> Upload | None:
         up = UploadStore(store, "cli")
-        await up.setup()
+        await up.setup(starting=False)
         return await up.retry(retry)
 
     found: Upload | None = _run(config, job)

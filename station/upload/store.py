@@ -202,19 +202,21 @@ class UploadStore:
         self.records = records
         self.sender = sender
 
-    async def setup(self) -> None:
-        """Create the tables (idempotent) and note when uploading started."""
+    async def setup(self, starting: bool = True) -> None:
+        """Create the tables (idempotent); ``starting``: an uploader, which notes when
+        uploading was first enabled (records stored before are not uploaded)."""
         db = self.records.db
         async with db.transaction() as tx:
             if db.dialect == "postgresql":
                 await tx.execute("SELECT pg_advisory_xact_lock(%s)", (SETUP_LOCK,))
             for statement in TABLES:
                 await tx.execute(statement)
-            await tx.execute(
-                "INSERT INTO meta (name, value) VALUES ('upload_since', %s)"
-                " ON CONFLICT (name) DO NOTHING",
-                (now_text(),),
-            )
+            if starting:
+                await tx.execute(
+                    "INSERT INTO meta (name, value) VALUES ('upload_since', %s)"
+                    " ON CONFLICT (name) DO NOTHING",
+                    (now_text(),),
+                )
 
     # planning --------------------------------------------------------------------------
     async def since(self) -> str:

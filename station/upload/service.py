@@ -53,6 +53,7 @@ log = structlog.get_logger("lanegw.upload")
 LIVE_STEPS = ("tsi_live", "fa_live")
 LOCK_SOURCE = "environmental"
 SENDERS = 8  # chains sent at once
+MAX_CLOCK_OFFSET_S = 5.0
 
 
 class UploadMetrics:
@@ -383,7 +384,10 @@ class Uploader:
             return
         offset = (theirs - datetime.now(UTC)).total_seconds()
         self.metrics.clock_offset.labels(platform).set(offset)
-        log.info("upload_clock", platform=platform, offset_s=round(offset, 3))
+        # kssj / jssj are our clock and the video system cuts clips by them; one platform
+        # refuses an offset over 5 s (standards.md §5.2): the station's clock needs NTP
+        level = log.warning if abs(offset) > MAX_CLOCK_OFFSET_S else log.info
+        level("upload_clock", platform=platform, offset_s=round(offset, 3))
 
     async def _values(self, upload: Upload) -> list[tuple[str, str]]:
         tables = self.tables[upload.platform]

@@ -137,7 +137,7 @@ async def test_inspections_reach_both_platforms_complete_in_order_and_once(
                 async def drained() -> bool:
                     return l1.outbox_depth() == l2.outbox_depth() == 0
 
-                await wait_until(drained, timeout=30)
+                await wait_until(drained, timeout=60)
             assert psb.problems == [] and env.problems == []
             listed, table, status = await asyncio.gather(
                 cli("station", "uploads", "-c", str(config), "--json", "--limit", "5000"),
@@ -163,7 +163,7 @@ async def check_locks(
     async def both_locked() -> bool:
         return "analyser" in await locks(l1) and "analyser" in await locks(l2)
 
-    await wait_until(both_locked, timeout=30)
+    await wait_until(both_locked, timeout=60)
     reason = (await locks(l1))["analyser"]
     assert reason == ["environmental: daily leak check not uploaded to the environmental platform"]
     # L2's leak check is refused by the platform: L2 stays locked, with the platform's answer
@@ -174,7 +174,7 @@ async def check_locks(
     async def l2_refused() -> bool:
         return any("refused" in r for r in (await locks(l2)).get("analyser", []))
 
-    await wait_until(l2_refused, timeout=30)
+    await wait_until(l2_refused, timeout=60)
     assert (await locks(l2))["analyser"] == [
         "environmental: leak check refused by the environmental platform: 0 检测设备未备案"
     ]
@@ -186,7 +186,7 @@ async def check_locks(
     async def unlocked() -> bool:
         return await locks(l1) == {} and await locks(l2) == {}
 
-    await wait_until(unlocked, timeout=30)
+    await wait_until(unlocked, timeout=60)
     (opcode,) = {r.values["opcode"] for r in env.accepted("uploadInspStmDeviceRecord")}
     assert opcode == "1" and len(env.accepted("uploadInspStmDeviceRecord")) == 2
     # the refused check, sent again by the technician, is taken now
@@ -202,7 +202,7 @@ async def refused_result_and_retry(
     psb.refuse[("18C81", "H4")] = ("-8101", "前照灯检验数据不合法")
     one = await l1.inspect(1, ITEMS, vin=vin(1), **PETROL)
     two = await l2.inspect(2, tuple(i for i in ITEMS if i != "H4"), vin=vin(2), **PETROL)
-    await psb.wait_for(lambda: psb.calls_of(two)[-1:] == [("18C59", None)], timeout=60)
+    await psb.wait_for(lambda: psb.calls_of(two)[-1:] == [("18C59", None)], timeout=120)
     assert psb.calls_of(two) == expected_psb(tuple(i for i in ITEMS if i != "H4"))
     await psb.wait_for(
         lambda: bool(
@@ -228,7 +228,7 @@ async def refused_result_and_retry(
     psb.refuse.clear()
     code, text, err = await cli("station", "upload", "--retry", row["upload_id"], "-c", str(config))
     assert code == 0 and "queued again" in text, err
-    await psb.wait_for(lambda: psb.calls_of(one)[-1:] == [("18C59", None)], timeout=60)
+    await psb.wait_for(lambda: psb.calls_of(one)[-1:] == [("18C59", None)], timeout=120)
     assert psb.calls_of(one) == expected_psb(ITEMS)
     code, _, err = await cli("station", "upload", "--retry", row["upload_id"], "-c", str(config))
     assert code == 1 and "not sent again" in err
@@ -255,8 +255,8 @@ async def outage_and_kill(
     three = await l1.inspect(3, ITEMS, vin=vin(3), **PETROL)
     four = await l2.inspect(4, ITEMS, vin=vin(4), **PETROL)
     assert three == three_id
-    await env.wait_for(lambda: len(env.accepted("uploadInspResult")) == 4, timeout=60)
-    await psb.wait_for(lambda: psb.unavailable >= 5, timeout=60)  # retried meanwhile
+    await env.wait_for(lambda: len(env.accepted("uploadInspResult")) == 4, timeout=120)
+    await psb.wait_for(lambda: psb.unavailable >= 5, timeout=120)  # retried meanwhile
     assert len(psb.calls_of(three)) == 4
 
     async def recorded() -> bool:  # the station knows what was accepted (kill after that)
@@ -265,14 +265,14 @@ async def outage_and_kill(
                            "uploadInspResult", three)  # fmt: skip
         return int(found[0][0]) == 4 + 4
 
-    await wait_until(recorded, timeout=30)
+    await wait_until(recorded, timeout=60)
     await receiver.kill()  # SIGKILL, mid-sequence
     psb.outage_after = None
     restarted = Receiver(config, tmp_path / "station-2.log")
     await restarted.start()
     for number in (three, four):
         await psb.wait_for(lambda n=number: psb.calls_of(n)[-1:] == [("18C59", None)],
-                           timeout=60)  # fmt: skip
+                           timeout=120)  # fmt: skip
         assert psb.calls_of(number) == expected_psb(ITEMS)
     for n in (3, 4):
         assert_env_inspection(env, n)

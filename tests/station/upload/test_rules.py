@@ -186,3 +186,51 @@ def test_the_gateway_keeps_a_regulator_lock_across_a_restart(tmp_path: Path) -> 
     assert lockout_reasons(config, log, regulator=RegulatorLocks(path).reasons()) == {}
     path.write_text("{not json")
     assert RegulatorLocks(path).reasons() == {}  # the station sends its locks again
+
+
+XML_TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=40)
+
+
+@given(st.lists(st.tuples(st.sampled_from(["hphm", "jylsh", "bz", "clsbdh"]), XML_TEXT),
+                min_size=1, max_size=6))  # fmt: skip
+def test_any_value_survives_the_document_and_the_envelope(values: list[tuple[str, str]]) -> None:
+    """Chinese, markup characters, spaces: what the platform reads back is what was meant;
+    non-ASCII values travel URL-encoded, everything else as is."""
+    from urllib.parse import unquote
+
+    from lxml import etree
+
+    from station.upload.psb import SOAP_NS, document, envelope
+
+    soap = envelope(PSB, "write", "18C55", "K" * 64, document(PSB, "write", values))
+    call = etree.fromstring(soap).find(f"{{{SOAP_NS}}}Body")[0]  # type: ignore[index]
+    doc = {etree.QName(c).localname: c.text for c in call}["UTF8XmlDoc"] or ""
+    assert doc.startswith('<?xml version="1.0" encoding="GBK"?>')
+    root = etree.fromstring(doc.split("?>", 1)[1])
+    sent = [(e.tag, e.text or "") for e in root.find("vehispara")]  # type: ignore[union-attr]
+    assert all(text.isascii() for _, text in sent)
+    assert [(tag, unquote(text) if not value.isascii() else text)
+            for (tag, text), (_, value) in zip(sent, values, strict=True)] == values  # fmt: skip
+
+
+@given(st.sampled_from(["1", "-8105", "$E", "0", "-1001"]), XML_TEXT)
+def test_a_reply_is_read_back_whatever_its_message(code: str, message: str) -> None:
+    from urllib.parse import quote
+
+    from lxml import etree
+
+    from station.upload.psb import SOAP_NS, read_reply
+    from station.upload.wire import Outcome, classify
+
+    root = etree.Element("root")
+    head = etree.SubElement(root, "head")
+    etree.SubElement(head, "code").text = code
+    etree.SubElement(head, "message").text = message
+    inner = '<?xml version="1.0" encoding="GBK"?>' + etree.tostring(root, encoding="unicode")
+    env = etree.Element(f"{{{SOAP_NS}}}Envelope")
+    answer = etree.SubElement(etree.SubElement(env, f"{{{SOAP_NS}}}Body"), "writeObjectOutResponse")
+    etree.SubElement(answer, "writeObjectOutReturn").text = quote(inner, safe="")
+    reply = read_reply(PSB, "write", etree.tostring(env, encoding="unicode"))
+    assert (reply.code, reply.message) == (code, message.strip())
+    expected = {"1": Outcome.ACCEPTED, "$E": Outcome.RETRY}.get(code, Outcome.REFUSED)
+    assert classify(reply, PSB.service.success_codes, PSB.service.retry_codes) is expected

@@ -30,16 +30,16 @@ from tests.mosquitto import Mosquitto
 from tests.station.postgres import Postgres
 from tests.station.receivers import Receiver, station_config, wait_until
 from tests.station.upload.fakes import FakeEnv, FakePsb
-from tests.station.upload.lanes import PETROL, FullLane, full_lanes
+from tests.station.upload.lanes import DIESEL, PETROL, FullLane, full_lanes
 
-ITEMS = ("B1", "B2", "B0", "H1", "H4", "S1", "TSI")
-PSB_ITEMS = ("B1", "B2", "B0", "H1", "H4", "S1")
+ITEMS = ("B1", "B2", "B0", "H1", "H4", "S1", "TSI")  # L1: petrol, two-speed idle
+DIESEL_ITEMS = ("B1", "B2", "B0", "H1", "H4", "S1", "FA")  # L2: diesel, free acceleration
 
 
 def expected_psb(items: tuple[str, ...]) -> list[tuple[str, str | None]]:
     calls: list[tuple[str, str | None]] = []
     for item in items:
-        if item == "TSI":
+        if item in ("TSI", "FA"):
             calls.append(("18C83", None))
         else:
             calls += [("18C55", item), ("18C81", item), ("18C58", item)]
@@ -105,6 +105,7 @@ async def cli(*args: str) -> tuple[int, str, str]:
 
 
 def assert_env_inspection(env: FakeEnv, number: int) -> None:
+    method = "TSI" if number % 2 else "FA"  # odd: L1 petrol (DIDLE), even: L2 diesel
     """Registration, then the per-second rows in order, then the result, each once."""
     (reg,) = [r for r in env.accepted("downInspRegInfo") if r.values["VIN"] == vin(number)]
     inspregid = env.registrations[vin(number) + "4401001"]
@@ -112,7 +113,8 @@ def assert_env_inspection(env: FakeEnv, number: int) -> None:
     calls = [r.call for r in mine]
     assert calls[-1] == "uploadInspResult" and calls.count("uploadInspResult") == 1
     serials = [int(r.values["serialno"]) for r in mine if r.call == "uploadInspProcess"]
-    assert len(serials) > 60, serials  # the two-speed-idle test, second by second
+    assert len(serials) > 30, serials  # the emission test, second by second
+    assert {r.item for r in mine} == {method}  # DIDLE / LIGHTPROOF rows and result
     assert serials == sorted(set(serials)), "per-second rows out of order or sent twice"
     assert env.received.index(reg) < env.received.index(mine[0])
 
@@ -201,9 +203,10 @@ async def refused_result_and_retry(
     """Inspection 1 (L1): its H4 result is refused; inspection 2 (L2) goes through."""
     psb.refuse[("18C81", "H4")] = ("-8101", "前照灯检验数据不合法")
     one = await l1.inspect(1, ITEMS, vin=vin(1), **PETROL)
-    two = await l2.inspect(2, tuple(i for i in ITEMS if i != "H4"), vin=vin(2), **PETROL)
+    two_items = tuple(i for i in DIESEL_ITEMS if i != "H4")
+    two = await l2.inspect(2, two_items, vin=vin(2), **DIESEL)
     await psb.wait_for(lambda: psb.calls_of(two)[-1:] == [("18C59", None)], timeout=120)
-    assert psb.calls_of(two) == expected_psb(tuple(i for i in ITEMS if i != "H4"))
+    assert psb.calls_of(two) == expected_psb(two_items)
     await psb.wait_for(
         lambda: bool(
             [r for r in psb.received if r.values.get("jylsh") == one and r.code == "-8101"]
@@ -253,7 +256,7 @@ async def outage_and_kill(
     three_id = "44010012026112003"
     psb.outage_after = (three_id, 4)
     three = await l1.inspect(3, ITEMS, vin=vin(3), **PETROL)
-    four = await l2.inspect(4, ITEMS, vin=vin(4), **PETROL)
+    four = await l2.inspect(4, DIESEL_ITEMS, vin=vin(4), **DIESEL)
     assert three == three_id
     await env.wait_for(lambda: len(env.accepted("uploadInspResult")) == 4, timeout=120)
     await psb.wait_for(lambda: psb.unavailable >= 5, timeout=120)  # retried meanwhile
@@ -270,10 +273,10 @@ async def outage_and_kill(
     psb.outage_after = None
     restarted = Receiver(config, tmp_path / "station-2.log")
     await restarted.start()
-    for number in (three, four):
+    for number, items in ((three, ITEMS), (four, DIESEL_ITEMS)):
         await psb.wait_for(lambda n=number: psb.calls_of(n)[-1:] == [("18C59", None)],
                            timeout=120)  # fmt: skip
-        assert psb.calls_of(number) == expected_psb(ITEMS)
+        assert psb.calls_of(number) == expected_psb(items)
     for n in (3, 4):
         assert_env_inspection(env, n)
     assert_no_accepted_call_twice(psb)

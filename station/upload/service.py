@@ -11,7 +11,7 @@ Four loops in one TaskGroup, none of which a platform or the database can end:
   claimed, written, posted, its answer recorded (``station.upload.store``); refusals
   alarmed with the request and the answer; retries with backoff;
 - **lock**: which devices the environmental platform would lock (``locks``), passed on to
-  each lane's gateway with the ``regulator_lock`` command until it confirms.
+  each lane's gateway with the ``regulator_lock`` command until it confirms (``courier``).
 
 Plus the time sync with each platform at start and every ``time_sync_interval_h``.
 """
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -33,15 +32,15 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import ValidationError
 
-from gateway.mqtt import publish_bounded, request_bounded
+from gateway.mqtt import request_bounded
 from gateway.records import Progress, ResultRecord
-from station.checks import Alarm, AlarmKind
 from station.config import StationConfig
 from station.store import RecordStore, StoreUnavailable
 from station.store.store import now_text
 from station.upload import plan as planning
+from station.upload.alarms import resolve, upload_alarm, vehicle_alarm
+from station.upload.courier import LockCourier
 from station.upload.env import EnvClient, request_body
-from station.upload.locks import regulator_locks
 from station.upload.psb import PsbClient
 from station.upload.render import Inputs, Pending, RenderError, render
 from station.upload.store import Upload, UploadStore
@@ -51,7 +50,6 @@ from station.upload.wire import Exchange, Outcome
 log = structlog.get_logger("lanegw.upload")
 
 LIVE_STEPS = ("tsi_live", "fa_live")
-LOCK_SOURCE = "environmental"
 SENDERS = 8  # chains sent at once
 MAX_CLOCK_OFFSET_S = 5.0
 
@@ -114,7 +112,6 @@ class Uploader:
         self._wake = asyncio.Event()
         self._locks_changed = asyncio.Event()
         self._attempts: dict[str, int] = {}  # inspection -> attempt, from its start message
-        self._answers: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.ready = asyncio.Event()
 
     async def run(self) -> None:
@@ -217,23 +214,22 @@ class Uploader:
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, self._cfg.mqtt.reconnect_max_s)
 
-    def _topic(self, lane: str, leaf: str) -> str:
-        return f"{self._cfg.mqtt.topic_root}/{self._cfg.station}/{lane}/{leaf}"
-
     async def _follow(self, client: aiomqtt.Client) -> None:
-        progress = self._topic("+", "progress")
-        responses = self._topic("+", f"response/regulator_lock/{self._cfg.client_id}")
-        await request_bounded(client.subscribe([(progress, 0), (responses, 1)], timeout=1e9))
-        log.info("upload_following", topics=[progress, responses])
+        courier = LockCourier(self._cfg, self.store, self.records, client, self._locks_changed)
+        progress = courier.topic("+", "progress")
+        await request_bounded(
+            client.subscribe([(progress, 0), (courier.responses, 1)], timeout=1e9)
+        )
+        log.info("upload_following", topics=[progress, courier.responses])
         locking = None
         if self.platforms.env and self._up.environmental.lock_lanes:
-            locking = asyncio.create_task(self._lock_forever(client))
+            locking = asyncio.create_task(courier.run())
         try:
             async for message in client.messages:
                 payload = message.payload if isinstance(message.payload, bytes) else b""
                 topic = str(message.topic)
                 if "/response/regulator_lock/" in topic:
-                    self._answer(payload)
+                    courier.answer(payload)
                 else:
                     await self._progress(topic, payload)
         finally:  # the lock loop lives as long as this connection
@@ -364,13 +360,13 @@ class Uploader:
         if exchange.outcome is Outcome.REFUSED:
             await self._alarm(upload, f"refused: {exchange.detail}", exchange)
         elif exchange.outcome is Outcome.ACCEPTED:
-            await self._resolve(upload)
+            await resolve(self.records, upload_alarm(upload, ""), "accepted after a retry")
             reply = exchange.reply
             if upload.call in planning.CLOCK_CALLS.values() and reply is not None:
                 self._clock(upload.platform, reply.fields)
             epdesc = reply.fields.get("epdesc", "") if reply else ""
             if upload.call == planning.REG_CALL and epdesc not in ("", "ALLOW"):
-                await self._vehicle_locked(upload, epdesc)
+                await self.records.raise_alarms([vehicle_alarm(upload, epdesc)])
         if upload.call == planning.CHECK_CALL:
             self._locks_changed.set()
 
@@ -441,37 +437,10 @@ class Uploader:
         }
 
     # alarms ----------------------------------------------------------------------------
-    def _upload_alarm(self, upload: Upload, detail: str, payload: bytes | None) -> Alarm:
-        what = f"{upload.call} {upload.inspection_id or ''} {upload.item_code or ''}".strip()
-        return Alarm(
-            AlarmKind.UPLOAD_REFUSED,
-            f"upload {upload.upload_id} ({upload.platform} {what}) {detail}",
-            gateway_id=f"upload:{upload.upload_id}",
-            lane=upload.lane,
-            record_id=upload.inputs.get("record_id"),
-            payload=payload,
-        )
-
     async def _alarm(self, upload: Upload, detail: str, exchange: Exchange | None) -> None:
-        evidence = {"request": exchange.request if exchange else None,
-                    "response": exchange.response if exchange else None}  # fmt: skip
-        payload = json.dumps(evidence, ensure_ascii=False).encode()
-        alarm = self._upload_alarm(upload, detail, payload)
+        alarm = upload_alarm(upload, detail, exchange)
         await self.records.raise_alarms([alarm])
         log.warning("station_alarm", kind=alarm.kind.value, lane=upload.lane, detail=alarm.detail)
-
-    async def _resolve(self, upload: Upload) -> None:
-        dedupe = self._upload_alarm(upload, "", None).dedupe
-        await resolve(self.records, dedupe, "accepted after a retry")
-
-    async def _vehicle_locked(self, upload: Upload, epdesc: str) -> None:
-        alarm = Alarm(
-            AlarmKind.REGULATOR_LOCK,
-            f"vehicle of {upload.inspection_id} locked by the environmental centre: {epdesc}",
-            gateway_id=f"vehicle:{upload.inspection_id}",
-            lane=upload.lane,
-        )
-        await self.records.raise_alarms([alarm])
 
     # time sync -------------------------------------------------------------------------
     async def _clock_forever(self) -> None:
@@ -489,89 +458,3 @@ class Uploader:
                 await self._store_trouble(self._up.retry_min_s)
                 continue
             await asyncio.sleep(every)
-
-    # regulator locks -------------------------------------------------------------------
-    async def _lock_forever(self, client: aiomqtt.Client) -> None:
-        env = self._up.environmental
-        while True:
-            try:
-                lanes = await self.store.gateway_devices()
-                checks = await self.store.checks()
-                wanted = regulator_locks([(lane, devices) for lane, _, devices in lanes],
-                                         checks, env.daily_checks, env.check_validity_h,
-                                         datetime.now(UTC))  # fmt: skip
-                for lane, session, _ in lanes:
-                    await self._pass_on(client, lane, session, wanted[lane])
-            except StoreUnavailable as exc:
-                log.error("upload_store_unavailable", loop="lock", error=str(exc))
-            self._locks_changed.clear()
-            try:
-                async with asyncio.timeout(self._up.lock_interval_s):
-                    await self._locks_changed.wait()
-            except TimeoutError:
-                pass
-
-    async def _pass_on(
-        self, client: aiomqtt.Client, lane: str, session: str | None, locks: dict[str, list[str]]
-    ) -> None:
-        sent, sent_session = await self.store.sent_locks(lane)
-        if sent == locks and sent_session == session:
-            return
-        try:
-            answer = await self._command(client, lane, {"source": LOCK_SOURCE, "locks": locks})
-        except aiomqtt.MqttError as exc:  # the follower reconnects; the lock goes again then
-            log.warning("upload_lock_not_sent", lane=lane, error=str(exc))
-            return
-        if answer is None or not answer.get("ok"):
-            log.warning("upload_lock_not_taken", lane=lane, answer=answer)
-            return
-        await self.store.save_locks(lane, locks, session)
-        log.warning("upload_lane_locks", lane=lane, locks=locks)
-        for device in set(locks) | set(sent or {}):
-            alarm = Alarm(
-                AlarmKind.REGULATOR_LOCK,
-                f"{device} on {lane} locked: {'; '.join(locks.get(device, []))}",
-                gateway_id=f"lock:{device}",
-                lane=lane,
-            )
-            if device in locks:
-                await self.records.raise_alarms([alarm])
-            else:
-                await resolve(self.records, alarm.dedupe, "the platform's condition holds again")
-
-    async def _command(
-        self, client: aiomqtt.Client, lane: str, args: dict[str, Any]
-    ) -> dict[str, Any] | None:
-        correlation = f"lock-{random.getrandbits(48):012x}"
-        reply_topic = self._topic(lane, f"response/regulator_lock/{self._cfg.client_id}")
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._answers[correlation] = future
-        body = {"args": args, "correlation_id": correlation, "response_topic": reply_topic}
-        try:
-            await publish_bounded(client, self._topic(lane, "cmd/regulator_lock"),
-                                  json.dumps(body).encode(), qos=1)  # fmt: skip
-            async with asyncio.timeout(10):
-                return await future
-        except TimeoutError:
-            return None
-        finally:
-            self._answers.pop(correlation, None)
-
-    def _answer(self, payload: bytes) -> None:
-        try:
-            answer = json.loads(payload)
-            future = self._answers.get(str(answer.get("correlation_id")))
-        except (ValueError, AttributeError):
-            return
-        if future is not None and not future.done():
-            future.set_result(answer)
-
-
-async def resolve(store: RecordStore, dedupe: str, note: str) -> None:
-    """Close an open alarm (it stays, with the note)."""
-    async with store.db.transaction() as tx:
-        await tx.execute(
-            "UPDATE alarms SET resolved_at = %s, resolution = %s WHERE dedupe = %s"
-            " AND resolved_at IS NULL",
-            (now_text(), note, dedupe),
-        )

@@ -5,6 +5,6 @@ interface and the environmental networking platform, durably (docs/regulator.md)
 values), ``psb`` / ``env`` / ``wire`` (the two platforms' codecs and clients), ``plan``
 (which calls, in which order), ``schema`` / ``store`` (the rows and their attempts),
 ``locks`` (what the platform would lock) and ``courier`` (passing it on to the lanes),
-``alarms``, ``service`` (the loops), ``cli``, ``preflight``. Run by ``lanegw station run`` when ``upload.enabled``, or alone:
-``python -m station.upload --config /etc/lanegw/station.yaml``.
+``alarms``, ``service`` (the loops), ``cli``, ``preflight``. Run by ``lanegw station
+run`` when ``upload.enabled``, or alone: ``python -m station.upload --config FILE``.
 """

@@ -190,3 +190,21 @@ def render(fields: tuple[FieldSpec, ...], inputs: Inputs, tables: Tables) -> Ren
             value = None
         values.append((spec.field, _write(spec, value, inputs, tables, notes)))
     return Rendered(values, notes)
+
+
+def ext_values(record: ResultRecord | None, slots: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """A check record's measured values in numbered slots (``extn01``, ``extn02``, ...), in
+    the record's order: true/false as 1/0, numbers and text as recorded. More values than
+    slots: ``RenderError`` (never cut)."""
+    if record is None:
+        return []
+    prefix, width, most = str(slots["prefix"]), int(slots["width"]), int(slots["max"])
+    if len(record.measurements) > most:
+        raise RenderError(f"{len(record.measurements)} values do not fit {most} {prefix} slots")
+    values = []
+    for n, m in enumerate(record.measurements, start=1):
+        value = m.value
+        text = "" if value is None else ("1" if value else "0") if isinstance(value, bool) else (
+            str(value))  # fmt: skip
+        values.append((f"{prefix}{n:0{width}d}", text))
+    return values

@@ -42,7 +42,7 @@ from station.upload.alarms import resolve, upload_alarm, vehicle_alarm
 from station.upload.courier import LockCourier
 from station.upload.env import EnvClient, request_body
 from station.upload.psb import PsbClient
-from station.upload.render import Inputs, Pending, RenderError, render
+from station.upload.render import Inputs, Pending, RenderError, ext_values, render
 from station.upload.store import Upload, UploadStore
 from station.upload.tables import ENV_FILE, PSB_FILE, load_tables
 from station.upload.wire import Exchange, Outcome
@@ -417,7 +417,8 @@ class Uploader:
         rendered = render(fields, inputs, tables)
         if rendered.notes:
             log.warning("upload_value_clamped", upload=upload.upload_id, notes=rendered.notes)
-        return rendered.values
+        slots = tables.call(upload.call).ext_slots
+        return rendered.values + (ext_values(record, slots) if slots else [])
 
     def _config_values(self, upload: Upload, record: ResultRecord | None) -> dict[str, str | None]:
         platform = self._up.psb if upload.platform == planning.PSB else self._up.environmental

@@ -273,8 +273,17 @@ class FakeEnv(Fake):
         jkid, item = self.names.get(name, (name, None))
         out: dict[str, str] = {}
         code, message = "1", "成功"
+        slots = self.tables.call("uploadInspStmDeviceRecord").ext_slots or {}
         for row in rows:
             values = list(row.items())
+            if jkid == "uploadInspStmDeviceRecord":  # the measured values in extn01.. slots
+                ext = [(k, v) for k, v in values if k.startswith(str(slots.get("prefix")))]
+                values = [(k, v) for k, v in values if (k, v) not in ext]
+                expected = [
+                    f"{slots['prefix']}{n:0{slots['width']}d}" for n in range(1, len(ext) + 1)
+                ]
+                if [k for k, _ in ext] != expected or not ext:
+                    self.problems.append(f"{name}: measured values not in numbered slots: {ext}")
             if any(not isinstance(v, str) for _, v in values):
                 self.problems.append(f"{name}: values must be text")
             problems = self._check(jkid, item, values, ENV_TIME)

@@ -234,3 +234,31 @@ def test_a_reply_is_read_back_whatever_its_message(code: str, message: str) -> N
     assert (reply.code, reply.message) == (code, message.strip())
     expected = {"1": Outcome.ACCEPTED, "$E": Outcome.RETRY}.get(code, Outcome.REFUSED)
     assert classify(reply, PSB.service.success_codes, PSB.service.retry_codes) is expected
+
+
+def test_a_check_record_is_written_with_its_values_in_numbered_slots() -> None:
+    from station.upload.render import ext_values
+
+    check = ResultRecord.model_validate(
+        next(r for r in CAPTURE["results"] if r["item_code"] == "check:leak")
+    )
+    env = packaged("env.yaml")
+    inputs = Inputs(now=NOW, zone=ZONE, record=check, config={"device_code": "FQ-1"},
+                    check={"kind": "leak", "device": "analyser"})  # fmt: skip
+    values = dict(render(env.fields_for("uploadInspStmDeviceRecord"), inputs, env).values)
+    assert (values["deviceCode"], values["typecode"], values["opcode"], values["result"]) == (
+        "FQ-1",
+        "1",
+        "1",
+        "1",
+    )
+    slots = env.call("uploadInspStmDeviceRecord").ext_slots or {}
+    assert ext_values(check, slots) == [("extn01", "1")]  # leak_free: true
+    many = check.model_copy(update={"measurements": [
+        m.model_copy(update={"name": f"v{n}", "value": n / 10}) for n, m in
+        enumerate(check.measurements * 20)]})  # fmt: skip
+    written = ext_values(many, slots)
+    assert len(written) == 20 and written[9] == ("extn10", "0.9")
+    too_many = many.model_copy(update={"measurements": many.measurements * 2})
+    with pytest.raises(RenderError, match="do not fit 20 extn slots"):
+        ext_values(too_many, slots)

@@ -191,6 +191,7 @@ async def check_locks(
     await wait_until(unlocked, timeout=60)
     (opcode,) = {r.values["opcode"] for r in env.accepted("uploadInspStmDeviceRecord")}
     assert opcode == "1" and len(env.accepted("uploadInspStmDeviceRecord")) == 2
+    assert {r.values["extn01"] for r in env.accepted("uploadInspStmDeviceRecord")} == {"1"}
     # the refused check, sent again by the technician, is taken now
     (refused,) = await rows(database, "SELECT upload_id FROM uploads WHERE status = 'refused'")
     assert (await cli("station", "upload", "--retry", refused[0], "-c", str(config)))[0] == 0

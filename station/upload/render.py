@@ -208,3 +208,15 @@ def ext_values(record: ResultRecord | None, slots: Mapping[str, Any]) -> list[tu
             str(value))  # fmt: skip
         values.append((f"{prefix}{n:0{width}d}", text))
     return values
+
+
+def vehicle_view(
+    vehicle: Mapping[str, Any] | None, codes: Mapping[str, Mapping[str, str]]
+) -> dict[str, Any] | None:
+    """A vehicle as the fields read it: ``hpzl`` is the registered plate type, or, when
+    no registration gave one, the category's usual plate type (code table ``hpzl``)."""
+    if vehicle is None:
+        return None
+    plate_type = vehicle.get("plate_type")
+    guess = codes.get("hpzl", {}).get(str(vehicle.get("category")))
+    return {**vehicle, "hpzl": plate_type or guess}

@@ -42,7 +42,14 @@ from station.upload.alarms import resolve, upload_alarm, vehicle_alarm
 from station.upload.courier import LockCourier
 from station.upload.env import EnvClient, request_body
 from station.upload.psb import PsbClient
-from station.upload.render import Inputs, Pending, RenderError, ext_values, render
+from station.upload.render import (
+    Inputs,
+    Pending,
+    RenderError,
+    ext_values,
+    render,
+    vehicle_view,
+)
 from station.upload.store import Upload, UploadStore
 from station.upload.tables import ENV_FILE, PSB_FILE, load_tables
 from station.upload.wire import Exchange, Outcome
@@ -395,6 +402,7 @@ class Uploader:
                 raise RenderError(f"record {record_id} is not stored")
             record = ResultRecord.model_validate(stored)
         vehicle = await self.store.vehicle(upload.inspection_id) if upload.inspection_id else None
+        vehicle = vehicle_view(vehicle, tables.codes)
         sample = None
         if "sample" in upload.inputs:
             sample = dict(upload.inputs["sample"])

@@ -35,6 +35,9 @@ SETUP_LOCK: Final = 0x75706C64  # PostgreSQL advisory lock: one uploader creates
 OPEN: Final = ("queued", "retrying", "held")
 STATUSES: Final = ("queued", "sending", "accepted", "refused", "retrying", "held", "invalid")
 
+#: what the window's registration adds to a vehicle (station/flow/registration.py)
+REGISTRATION_FIELDS: Final = ("plate", "vin", "plate_type", "engine_no", "fuel")
+
 _COLUMNS: Final = (
     "upload_id, step_key, platform, chain, ord, call, inspection_id, lane, item_code,"
     " attempt, inputs, status, tries, next_try_at, keystr, code, message, request, response,"
@@ -206,16 +209,41 @@ class UploadStore:
             )  # fmt: skip
 
     async def vehicle(self, inspection_id: str) -> dict[str, Any] | None:
-        """plate, vin, category, attempt, items of an inspection, if its start was seen."""
+        """The vehicle of an inspection: plate, vin, category, attempt, items from its start
+        message, and, when the station's window (``station.flow``) registered it, the
+        registration's plate, VIN, plate type, engine number and fuel, which win."""
         async with self.records.db.transaction() as tx:
             row = await tx.one(
                 "SELECT plate, vin, category, attempt, items, lane FROM upload_vehicles"
                 " WHERE inspection_id = %s",
                 (inspection_id,),
             )
-        if row is None:
-            return None
-        return dict(zip(("plate", "vin", "category", "attempt", "items", "lane"), row, strict=True))
+            registration = await self._registration(tx, inspection_id)
+        names = ("plate", "vin", "category", "attempt", "items", "lane")
+        found = dict(zip(names, row, strict=True)) if row is not None else {}
+        found |= {k: registration[k] for k in REGISTRATION_FIELDS if registration.get(k)}
+        return found or None
+
+    async def _registration(self, tx: Tx, inspection_id: str) -> dict[str, Any]:
+        """The window's registration of an inspection (``flow_inspections``), if that
+        table is in this database; {} otherwise."""
+        if self.records.db.dialect == "postgresql":
+            exists = await tx.one("SELECT to_regclass('flow_inspections') IS NOT NULL")
+        else:
+            exists = await tx.one(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"
+                " AND name = 'flow_inspections'"
+            )
+        if not exists or not exists[0]:
+            return {}
+        row = await tx.one(
+            "SELECT registration FROM flow_inspections WHERE serial = %s", (inspection_id,)
+        )
+        try:
+            registration = json.loads(row[0]) if row is not None else {}
+        except (TypeError, ValueError):
+            return {}
+        return registration if isinstance(registration, dict) else {}
 
     async def context(self, chain: str) -> dict[str, str]:
         """The values earlier answers of a chain gave."""

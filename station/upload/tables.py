@@ -33,7 +33,7 @@ SOURCES: Final = (
 RECORD_FIELDS: Final = (
     "inspection_id", "attempt", "item_code", "lane", "station", "started_at", "finished_at",
 )  # fmt: skip
-VEHICLE_FIELDS: Final = ("plate", "vin", "category", "fuel")
+VEHICLE_FIELDS: Final = ("plate", "vin", "category", "fuel", "hpzl", "engine_no")
 CONFIG_FIELDS: Final = ("station_code", "lane_code", "device_code", "software_id", "station_name")
 
 

@@ -22,7 +22,7 @@ from gateway.records import ResultRecord
 from station.upload import plan as planning
 from station.upload.env import request_body
 from station.upload.psb import document, envelope
-from station.upload.render import Inputs, render
+from station.upload.render import Inputs, render, vehicle_view
 from station.upload.tables import packaged
 
 HERE = Path(__file__).parent
@@ -31,10 +31,11 @@ CAPTURE = json.loads((HERE / "data" / "lane-capture.json").read_text())
 PETROL = "44010012026112001"
 ZONE = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
-VEHICLE = {"plate": "粤A12345", "vin": "LSVAU2180N2183294", "category": "passenger_car"}
+PSB, ENV = packaged("psb.yaml"), packaged("env.yaml")
+STARTED = {"plate": "粤A12345", "vin": "LSVAU2180N2183294", "category": "passenger_car"}
+VEHICLE = vehicle_view(STARTED, PSB.codes) or {}  # no registration: hpzl from the category
 CONFIG = {"station_code": "4401001000", "lane_code": "01", "device_code": "440100100001",
           "software_id": "BA0001", "station_name": "广州某机动车检测站"}  # fmt: skip
-PSB, ENV = packaged("psb.yaml"), packaged("env.yaml")
 VERDICT = {"pass": "1", "fail": "2", "aborted": "0", "not_judged": "0", None: "0"}
 
 

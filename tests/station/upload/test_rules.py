@@ -262,3 +262,14 @@ def test_a_check_record_is_written_with_its_values_in_numbered_slots() -> None:
     too_many = many.model_copy(update={"measurements": many.measurements * 2})
     with pytest.raises(RenderError, match="do not fit 20 extn slots"):
         ext_values(too_many, slots)
+
+
+def test_the_plate_type_is_the_registered_one_or_the_categorys_usual_one() -> None:
+    from station.upload.render import vehicle_view
+
+    assert vehicle_view(None, PSB.codes) is None
+    started = {"plate": "粤A12345", "category": "trailer"}
+    assert (vehicle_view(started, PSB.codes) or {})["hpzl"] == "15"  # 挂车
+    registered = started | {"plate_type": "52"}  # 小型新能源汽车, from the window
+    assert (vehicle_view(registered, PSB.codes) or {})["hpzl"] == "52"
+    assert (vehicle_view({"plate": "粤A12345"}, PSB.codes) or {})["hpzl"] is None

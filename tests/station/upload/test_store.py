@@ -147,3 +147,36 @@ async def test_stored_records_are_planned_once(store: RecordStore) -> None:
     await up.save_locks("L1", {"analyser": ["daily leak check not uploaded"]}, "s1")
     assert await up.sent_locks("L1") == ({"analyser": ["daily leak check not uploaded"]}, "s1")
     assert await up.all_locks() == {"L1": {"analyser": ["daily leak check not uploaded"]}}
+
+
+async def test_the_windows_registration_completes_the_vehicle(store: RecordStore) -> None:
+    """The station flow's registration (flow_inspections, station/flow) gives the plate
+    type and the engine number the gateway's start message lacks; without the table, or
+    without a row for the inspection, the start message alone."""
+    up = await uploads(store)
+    start = {"plate": "粤A12345", "vin": "LSVAU2180N2183294", "category": "passenger_car",
+             "attempt": 1, "items": "B1,TSI"}  # fmt: skip
+    await up.save_vehicle("44010012026112001", "L1", start)
+    assert (await up.vehicle("44010012026112001") or {})["plate"] == "粤A12345"
+    assert await up.vehicle("44010012026112002") is None
+    registration = {"plate": "粤B54321", "plate_type": "52", "vin": "LSVAU2180N2183294",
+                    "engine_no": "E12345", "fuel": "hybrid", "kind": "car"}  # fmt: skip
+    async with store.db.transaction() as tx:  # the flow's table, as far as read here
+        await tx.execute(
+            "CREATE TABLE flow_inspections (serial TEXT PRIMARY KEY, registration TEXT NOT NULL)"
+        )
+        await tx.execute(
+            "INSERT INTO flow_inspections (serial, registration) VALUES (%s, %s), (%s, %s)",
+            ("44010012026112001", json.dumps(registration, ensure_ascii=False),
+             "44010012026112003", "not json"),
+        )  # fmt: skip
+    vehicle = await up.vehicle("44010012026112001")
+    assert vehicle is not None
+    assert (vehicle["plate"], vehicle["plate_type"], vehicle["engine_no"], vehicle["fuel"]) == (
+        "粤B54321",
+        "52",
+        "E12345",
+        "hybrid",
+    )
+    assert (vehicle["category"], vehicle["attempt"], vehicle["lane"]) == ("passenger_car", 1, "L1")
+    assert await up.vehicle("44010012026112003") is None  # an unreadable registration: none

@@ -31,7 +31,7 @@ from gateway.frames import FrameRecorder
 from gateway.inspection.runner import InspectionRunner
 from gateway.integrity import Sealer, load_or_create_key
 from gateway.maintenance.calibration import CalibrationBook
-from gateway.maintenance.lockouts import CheckLog, lockout_reasons
+from gateway.maintenance.lockouts import CheckLog, RegulatorLocks, lockout_reasons
 from gateway.metrics import BusMetrics, Metrics, serve_metrics
 from gateway.mqtt import MqttLink
 from gateway.outbox import Outbox
@@ -141,6 +141,9 @@ class Gateway:
         )
         self.producer = RecordProducer(self)
         self.checks = CheckLog(cfg.state_dir / "maintenance" / "checks.jsonl")
+        self.regulator_locks = RegulatorLocks(
+            cfg.state_dir / "maintenance" / "regulator-locks.json"
+        )
         self.calibrations = CalibrationBook(cfg.state_dir / "maintenance" / "calibration")
         self.runner = InspectionRunner(self)
         self.monitors = Monitors()
@@ -210,7 +213,7 @@ class Gateway:
 
     def lockouts(self) -> dict[str, list[str]]:
         """Locked devices and why (recomputed on each call: locks clear with their cause)."""
-        return lockout_reasons(self.config, self.checks)
+        return lockout_reasons(self.config, self.checks, regulator=self.regulator_locks.reasons())
 
     def _publish_status(self, status: DeviceStatus) -> None:
         topic = self.link.topics.device_status(status.device)

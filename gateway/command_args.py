@@ -74,6 +74,14 @@ class RollbackArgs(_Args):
     technician: Person | None = None
 
 
+class RegulatorLockArgs(_Args):
+    """``regulator_lock``: a regulator's locks passed on by the station; ``locks`` replaces
+    that source's (``{}`` lifts them)."""
+
+    source: Name
+    locks: dict[DeviceId, list[Annotated[str, Field(max_length=500)]]] = Field(max_length=64)
+
+
 #: which model checks the arguments of which command (``inspect`` takes an order,
 #: validated by the runner as ``InspectionOrder``)
 ARGS: Final[dict[str, type[_Args]]] = {
@@ -85,4 +93,5 @@ ARGS: Final[dict[str, type[_Args]]] = {
     "sample": SampleArgs,
     "calibrate": CalibrateArgs,
     "rollback": RollbackArgs,
+    "regulator_lock": RegulatorLockArgs,
 }

@@ -69,6 +69,7 @@ class CommandRouter:
             "abort": self._abort,
             "check": self._check,
             "lockouts": self._lockouts,
+            "regulator_lock": self._regulator_lock,
             "sample": self._calibration("sample"),
             "calibrate": self._calibration("calibrate"),
             "rollback": self._calibration("rollback"),
@@ -211,6 +212,18 @@ class CommandRouter:
         return handler
 
     async def _lockouts(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"locked": self._gateway.lockouts()}
+
+    async def _regulator_lock(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The station passes on a regulator's locks: ``{source, locks: {device: [reasons]}}``
+        replaces that source's locks (``{}`` lifts them)."""
+        source, locks = args["source"], args["locks"]  # checked: RegulatorLockArgs
+        known = {d.id for d in self._gateway.config.devices}
+        if unknown := sorted(set(locks) - known):
+            raise CommandError(f"no device {unknown[0]!r} (devices: {', '.join(sorted(known))})")
+        clean: dict[str, list[str]] = locks
+        self._gateway.regulator_locks.replace(source, clean)
+        log.warning("regulator_lock", source=source, locks=clean)
         return {"locked": self._gateway.lockouts()}
 
     async def _abort(self, args: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """The composition root of ``lanegw station run``: the store, the receiver, the gap
-sweep, the metrics endpoint and the live page, in one TaskGroup until SIGTERM/SIGINT."""
+sweep, the metrics endpoint, the live page and (when enabled) the uploader, in one
+TaskGroup until SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from station.live.follow import follow_forever
 from station.metrics import StationMetrics
 from station.receiver import Receiver, report_alarms
 from station.store import RecordStore, StoreUnavailable
+from station.upload.service import Uploader
 
 if TYPE_CHECKING:
     from station.flow.runner import FlowRunner
@@ -60,6 +62,10 @@ async def _run_parts(
         page = _start_live_page(group, config, receiver) if config.web.enabled else None
         flow = _start_flow(group, config, receiver) if config.flow.enabled else None
         group.create_task(feed_watchdog())
+        if config.upload.enabled:  # the regulator hand-off (docs/regulator.md)
+            name = f"{config.client_id}-upload"
+            uploader = Uploader(config, store, lambda: receiver.client(name), metrics.registry)
+            group.create_task(uploader.run())
         await receiver.connected.wait()
         if page is not None:
             await page.started.wait()

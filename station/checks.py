@@ -46,6 +46,9 @@ class AlarmKind(enum.StrEnum):
     KEY_CHANGED = "key_changed"  # a gateway announced another key than the trusted one
     FORGED_STATE = "forged_state"  # a state (birth, will) its gateway's key did not sign
     LANE_CLAIMED = "lane_claimed"  # a second gateway id announced itself on a bound lane
+    UPLOAD_REFUSED = "upload_refused"  # a regulator's platform refused an upload (or it
+    # cannot be written from its data): the request and the answer are the evidence
+    REGULATOR_LOCK = "regulator_lock"  # a lane device locked as the platform would lock it
 
 
 class Decision(enum.StrEnum):

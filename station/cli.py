@@ -264,3 +264,10 @@ def key(config: ConfigOption = DEFAULT_CONFIG) -> None:
         err.print(f"[red]{path}: {exc}[/]")
         raise typer.Exit(2) from None
     print(f'ack_keys: ["{public_key_text(private.public_key())}"]   # under mqtt: in lane.yaml')
+
+
+# the regulator hand-off's commands (docs/regulator.md)
+from station.upload.cli import upload, uploads  # noqa: E402
+
+station_app.command()(uploads)
+station_app.command()(upload)

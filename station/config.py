@@ -117,6 +117,84 @@ class StationMetrics(_Model):
     port: int = Field(default=9109, ge=0, le=65535)
 
 
+PSB_ITEMS = ("B1", "B2", "B3", "B4", "B5", "B0", "H1", "H2", "H3", "H4", "S1")
+
+
+class _PlatformUpload(_Model):
+    enabled: bool = True
+    url: str | None = Field(default=None, description="the platform's service URL")
+    station_code: str | None = Field(
+        default=None, description="the station's number at the platform (default: station)"
+    )
+    lane_codes: dict[str, str] = Field(
+        default_factory=dict, description="lane: its number at the platform (default: the lane)"
+    )
+    device_codes: dict[str, str] = Field(
+        default_factory=dict,
+        description="'lane/device' or 'device': its registered number (default: the device id)",
+    )
+    fields_file: Path | None = Field(
+        default=None, description="a province's variant of the field table (docs/regulator.md)"
+    )
+    time_sync_interval_h: float = Field(default=12.0, gt=0)
+
+
+class PsbUpload(_PlatformUpload):
+    """The 公安部 inspection-supervision interface (SOAP)."""
+
+    jkxlh: str = Field(default="", description="the interface serial the platform issued")
+    station_name: str | None = Field(default=None, description="检验机构名称 (18C83 pfjczmc)")
+    software_id: str = Field(default="", description="备案编号 of the business software (18C50)")
+    items: tuple[str, ...] = Field(default=PSB_ITEMS, description="items sent as 18C55/81/58")
+    emission_results: bool = Field(default=True, description="send 18C83 per emission item")
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+class EnvUpload(_PlatformUpload):
+    """The environmental (生态环境) networking platform (JSON, family A)."""
+
+    jksqm: str = Field(default="", description="the 8-character interface code")
+    timeout_s: float = Field(
+        default=2.0, gt=0, description="no answer within 2 s is a communication failure"
+    )
+    daily_checks: dict[str, list[str]] = Field(
+        default_factory=lambda: {"gas_analyser": ["leak", "zero", "low_flow"],
+                                 "opacimeter": ["zero"]},
+        description="device class: the checks whose upload the platform requires each day",
+    )  # fmt: skip
+    check_validity_h: float = Field(default=24.0, gt=0)
+    lock_lanes: bool = Field(
+        default=True, description="lock a lane's device whose daily check upload is missing "
+        "or refused, as the platform does (regulator_lock command)",
+    )  # fmt: skip
+
+
+class UploadConfig(_Model):
+    """The regulator hand-off (docs/regulator.md): off unless enabled."""
+
+    enabled: bool = False
+    psb: PsbUpload = PsbUpload()
+    environmental: EnvUpload = EnvUpload()
+    retry_min_s: float = Field(default=2.0, gt=0)
+    retry_max_s: float = Field(default=300.0, gt=0)
+    poll_interval_s: float = Field(default=1.0, gt=0, description="looks for new records")
+    lock_interval_s: float = Field(default=30.0, gt=0, description="re-sends lane locks")
+    lease_s: float = Field(
+        default=30.0, gt=0, description="a send unanswered this long (uploader killed) is redone"
+    )
+
+    @model_validator(mode="after")
+    def _usable(self) -> UploadConfig:
+        if self.retry_max_s < self.retry_min_s:
+            raise ValueError("upload.retry_max_s must be >= upload.retry_min_s")
+        for name, platform in (("psb", self.psb), ("environmental", self.environmental)):
+            if self.enabled and platform.enabled and not platform.url:
+                raise ValueError(f"upload.{name}.url is needed (or upload.{name}.enabled: false)")
+            if self.lease_s <= platform.timeout_s:
+                raise ValueError(f"upload.lease_s must be above upload.{name}.timeout_s")
+        return self
+
+
 class StationConfig(_Model):
     """``lanegw station run --config FILE``."""
 
@@ -129,6 +207,7 @@ class StationConfig(_Model):
     metrics: StationMetrics = StationMetrics()
     flow: FlowConfig = FlowConfig()
     timezone: str = Field(default="Asia/Shanghai", description="local time of exports")
+    upload: UploadConfig = UploadConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> StationConfig:

@@ -1,5 +1,6 @@
-"""``lanegw station check``: can this config run? The database and the broker, tried
-without changing anything (an SQLite file that does not exist yet is not created)."""
+"""``lanegw station check``: can this config run? The database, the broker and (with
+``upload``) the regulators' platforms, tried without changing anything (an SQLite file
+that does not exist yet is not created)."""
 
 from __future__ import annotations
 
@@ -33,10 +34,13 @@ async def preflight(config: StationConfig) -> list[Check]:
     url = config.database.url
     path = sqlite_path(url)
     database = _new_sqlite(path) if path is not None and not path.exists() else None
+    from station.upload.preflight import upload_checks
+
     checks = [
         Check("config", True, f"station {config.station}, trust {config.trust.mode}"),
         database or await _database(url, str(path) if path else _postgres_name(url)),
         await _broker(config),
+        *(Check(*found) for found in await upload_checks(config)),  # the regulators
     ]
     if config.flow.enabled:  # the one-window pages (docs/station-flow.md)
         from station.flow.config import flow_checks

@@ -75,14 +75,58 @@ def log_five_point(log: CheckLog, entry: CheckEntry, point: int) -> None:
         log.append(entry)
 
 
+class RegulatorLocks:
+    """Locks a regulator's platform imposes, as the station server passes them on (the
+    ``regulator_lock`` command): per source (e.g. ``environmental``), device -> reasons.
+    Kept in a JSON file in the state directory (written atomically), so a restarted
+    gateway stays locked until the station lifts the lock."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._locks: dict[str, dict[str, list[str]]] = {}
+        if path.exists():
+            try:
+                loaded = json.loads(path.read_text(encoding="utf-8"))
+                self._locks = {str(k): {str(d): [str(r) for r in v] for d, v in locks.items()}
+                               for k, locks in loaded.items()}  # fmt: skip
+            except (ValueError, AttributeError, TypeError):
+                self._locks = {}  # unreadable: the station sends its locks again
+
+    def replace(self, source: str, locks: dict[str, list[str]]) -> None:
+        """Set a source's locks (an empty dict lifts them), durably."""
+        self._locks[source] = {
+            device: list(reasons) for device, reasons in locks.items() if reasons
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_suffix(".tmp")
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump(self._locks, handle, ensure_ascii=False)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, self.path)
+
+    def reasons(self) -> dict[str, list[str]]:
+        """device -> reasons, every source's, each prefixed with its source."""
+        out: dict[str, list[str]] = {}
+        for source, locks in sorted(self._locks.items()):
+            for device, reasons in locks.items():
+                out.setdefault(device, []).extend(f"{source}: {r}" for r in reasons)
+        return out
+
+
 def _as_dict(entry: CheckEntry) -> dict[str, Any]:
     return {f: getattr(entry, f) for f in entry.__slots__}
 
 
 def lockout_reasons(
-    config: LaneConfig, log: CheckLog, now: float | None = None, today: date | None = None
+    config: LaneConfig,
+    log: CheckLog,
+    now: float | None = None,
+    today: date | None = None,
+    regulator: dict[str, list[str]] | None = None,
 ) -> dict[str, list[str]]:
-    """Why each locked device is locked (devices without reasons are not listed)."""
+    """Why each locked device is locked (devices without reasons are not listed);
+    ``regulator``: the locks the station passed on (``RegulatorLocks.reasons``)."""
     now = time.time() if now is None else now
     today = today or date.today()
     policy = config.lockouts
@@ -101,6 +145,7 @@ def lockout_reasons(
                 reasons.append(f"{kind} check failed at {_when(entry.ts)}")
             elif now - entry.ts > validity_s:
                 reasons.append(f"{kind} check expired (last passed {_when(entry.ts)})")
+        reasons += (regulator or {}).get(device.id, [])
         if reasons:
             locked[device.id] = reasons
     return locked

@@ -171,24 +171,25 @@ def test_b1_maps_the_process_difference_forces_and_the_curve() -> None:
                                    "axle_brake_ratio": 1, "unbalance": 1}  # fmt: skip
     unmapped = b1["unmapped"]
     assert "diff_force_left" not in unmapped and "brake_curve" not in unmapped
-    assert unmapped["max_force_left"] == 334.0 and unmapped["static_axle_load"] == 820.0
-    assert unmapped["axle_brake_ratio"] == pytest.approx((334 + 301) / (820 * 0.98) * 100, abs=0.05)
-    assert b1["units"]["max_force_left"] == "daN" and b1["units"]["static_load_left"] == "kg"
+    # regulator.md §1.6 names the loads, maximum forces, ratio and unbalance too
+    assert (b1["yzqhzzdl"], b1["yzqhyzdl"]) == (334, 301)
+    assert b1["yzdll"] == pytest.approx((334 + 301) / (820 * 0.98) * 100, abs=0.05)
+    assert b1["yzdll"] == round(b1["yzdll"], 1) and "max_force_left" not in unmapped
+    assert unmapped["static_axle_load"] == 820.0 and b1["units"]["static_axle_load"] == "kg"
 
 
-def test_values_without_a_named_field_stay_unmapped_under_our_names() -> None:
+def test_other_axles_parking_lamps_and_speedometer_use_their_named_fields() -> None:
     items = by_code(export_inspection(inspection()))
-    b2, b0, h1, s1 = items["B2"], items["B0"], items["H1"], items["S1"]
+    b2, b0, h1, h4, s1 = (items[c] for c in ("B2", "B0", "H1", "H4", "S1"))
     assert not {k for k in b2 if k.startswith("yz")}  # the axle-1 names are not reused
-    assert b2["unmapped"]["brake_curve"] == ITEMS["B2"][1][0].upload_string
-    assert b2["unmapped"]["diff_force_left"] == 120.0
-    assert b0["unmapped"]["parking_brake_ratio"] == pytest.approx(
-        312 / (1500 * 0.98) * 100, abs=0.05
-    )
-    assert b0["unmapped"]["brake_curve"].startswith("10@")
-    assert h1["unmapped"]["high_beam_intensity"] == 16500.0 and h1["units"]["lamp_height"] == "mm"
-    assert h1["unmapped"]["low_beam_height_ratio"] == 0.79
-    assert s1["unmapped"] == {"actual_speed_at_indicated_40": 36.4}
+    assert b2["ezzdlqx"] == ITEMS["B2"][1][0].upload_string and b2["ezqczzdl"] == 120
+    assert "ezqcyzdl" in b2 and "brake_curve" not in b2["unmapped"]
+    assert b0["tczdl"] == pytest.approx(312 / (1500 * 0.98) * 100, abs=0.05)
+    assert b0["zczczdl"] == 312
+    assert b0["unmapped"]["brake_curve"].startswith("10@")  # no curve field in B0
+    assert h1["zwygqd"] == 16500 and "ywygqd" in h4 and h1["units"]["lamp_height"] == "mm"
+    assert h1["unmapped"]["low_beam_height_ratio"] == 0.79  # offsets: deleted in 2020
+    assert s1["csdscz"] == 36.4 and s1["unmapped"] == {}
     assert s1["verdict_codes"] == {"actual_speed_at_indicated_40": 1}
 
 
@@ -322,9 +323,14 @@ def test_the_layout_covers_every_item_the_lane_runs() -> None:
     assert set(layout.items) | set(layout.emissions.methods) == set(PROCEDURES)
     mapped = {f.field for f in (*layout.header, *layout.item)}
     mapped |= {f.field for item in (*layout.items.values(), layout.summary) for f in item.fields}
-    # only names standards.md gives (§1.1, §5.1): adding one must be a deliberate change
-    assert mapped == {"jylsh", "jyjgbh", "jcxdh", "jyxm", "jycs", "kssj", "jssj",
-                      "yzqczzdl", "yqqcyzdl", "yzzdlqx", "zczdl"}  # fmt: skip
+    # only names the domain notes give (standards.md §1.1, §5.1; regulator.md §1.6):
+    # adding one must be a deliberate change
+    axles = {f"{p}{suffix}" for p in ("yz", "ez", "sanz", "siz", "wz")
+             for suffix in ("zlz", "ylz", "qhzzdl", "qhyzdl", "qczzdl", "qcyzdl", "dll", "bphl",
+                            "zdlqx")} - {"yzqcyzdl"} | {"yqqcyzdl"}  # fmt: skip
+    assert mapped == {"jylsh", "jyjgbh", "jcxdh", "jyxm", "jycs", "kssj", "jssj", "zczdl",
+                      "zczczdl", "tczdl", "zwygqd", "znygqd", "ynygqd", "ywygqd",
+                      "csdscz"} | axles  # fmt: skip
 
 
 @settings(max_examples=60, deadline=None)

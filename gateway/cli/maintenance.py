@@ -36,14 +36,17 @@ def _ask(state_dir: Path, command: str, args: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _values(pairs: list[str]) -> dict[str, str]:
+def _values(pairs: list[str]) -> dict[str, float]:
     values = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
-        if not sep or not name:
-            err.print(f"[red]--value expects NAME=VALUE, got {pair!r}[/]")
-            raise typer.Exit(2)
-        values[name] = value
+        try:
+            if not sep or not name:
+                raise ValueError(pair)
+            values[name] = float(value)
+        except ValueError:
+            err.print(f"[red]--value expects NAME=NUMBER, got {pair!r}[/]")
+            raise typer.Exit(2) from None
     return values
 
 
@@ -124,7 +127,7 @@ def _five_point(
         if not yes and not typer.confirm(prompt):
             raise typer.Exit(1)
         with err.status(f"five-point check, point {point}/5 ({name}) running…"):
-            values = {k: str(v) for k, v in cylinder.items()} | {"point": str(point)}
+            values = {k: float(v) for k, v in cylinder.items()} | {"point": float(point)}
             results.append(_ask(state_dir, "check", base | {"values": values}))
         if not results[-1]["passed"]:
             break

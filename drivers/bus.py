@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, Protocol, TypeVar
 
+from drivers.backoff import Backoff
 from drivers.errors import (
     DriverError,
     FrameError,
@@ -140,16 +141,16 @@ class BusOwner(ABC, Generic[L]):
 
     async def run(self) -> None:
         """Own the port forever: open, serve jobs, reopen with backoff when it goes."""
-        delay = self._reopen_min
+        # jitter: the USB hub that lost four adapters does not get four opens in step
+        backoff = Backoff(self._reopen_min, self._reopen_max, jitter=0.25)
         while True:
             try:
                 link = await self._open()
             except TransportError as exc:
                 self._set_state(False, str(exc))
-                await self._refuse_jobs_for(delay, exc)
-                delay = min(delay * 2, self._reopen_max)
+                await self._refuse_jobs_for(backoff.next(), exc)
                 continue
-            delay = self._reopen_min
+            backoff.reset()
             self._set_state(True, "opened")
             try:
                 await self._serve(link)

@@ -38,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import random
 import socket
 import ssl
 import time
@@ -52,6 +51,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import ValidationError
 
+from drivers.backoff import Backoff
 from gateway.config import LaneConfig
 from gateway.integrity import message_signed_by, public_key_from_text
 from gateway.metrics import Metrics
@@ -170,7 +170,8 @@ class MqttLink:
     # connection loop ---------------------------------------------------------------------
     async def run(self) -> None:
         """Stay connected until cancelled; MQTT errors end a session, never the link."""
-        delay = self._cfg.reconnect_min_s
+        # jitter: fifty lanes that lost the same broker do not come back in step
+        backoff = Backoff(self._cfg.reconnect_min_s, self._cfg.reconnect_max_s, jitter=0.5)
         while True:
             try:
                 await self._session()
@@ -180,15 +181,15 @@ class MqttLink:
                     log.warning("mqtt_failed_while_stopping", error=str(cause))
                 elif self.connected:
                     log.warning("mqtt_disconnected", error=str(cause))
-                    delay = self._cfg.reconnect_min_s
+                    backoff.reset()
                 else:
-                    log.warning("mqtt_connect_failed", error=str(cause), retry_in_s=round(delay, 2))
+                    retry = round(backoff.current, 2)
+                    log.warning("mqtt_connect_failed", error=str(cause), retry_in_s=retry)
             finally:
                 self._set_connected(False)
             if _stop_requested():
                 raise asyncio.CancelledError  # the session failed as the daemon stopped
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # jitter
-            delay = min(delay * 2, self._cfg.reconnect_max_s)
+            await asyncio.sleep(backoff.next())
             self.reconnects += 1
             self._metrics.reconnects.inc()
 

@@ -23,6 +23,7 @@ from typing import Final
 
 import structlog
 
+from drivers.backoff import Backoff
 from drivers.devices.base import Device, Reading
 from drivers.errors import DriverError
 from gateway.metrics import Metrics
@@ -61,6 +62,10 @@ class DeviceSupervisor:
         self.last_reading_at: float | None = None
         self.polls = 0
         self._hold = asyncio.Lock()
+        # offline: asked after 1, 2, 4... poll periods, up to BACKOFF_MAX_S (and at most
+        # 256 periods); no jitter, the schedule is what keeps a dead device cheap
+        longest = min(poll_period_s * 2**8, max(BACKOFF_MAX_S, poll_period_s))
+        self._offline_backoff = Backoff(poll_period_s, longest)
         self._log = log.bind(device=self.device_id)
 
     @contextlib.asynccontextmanager
@@ -105,11 +110,11 @@ class DeviceSupervisor:
     def _next_delay(self) -> float:
         if self.availability is not Availability.OFFLINE:
             return self.poll_period_s
-        exponent = min(self.failures - OFFLINE_AFTER, 8)
-        return float(min(self.poll_period_s * 2**exponent, max(BACKOFF_MAX_S, self.poll_period_s)))
+        return self._offline_backoff.next()
 
     def _succeeded(self, reading: Reading) -> None:
         self.failures = 0
+        self._offline_backoff.reset()
         self.last_reading = reading
         self.last_reading_at = time.monotonic()
         self._set(Availability.ONLINE, None)

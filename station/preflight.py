@@ -85,5 +85,7 @@ async def _broker(config: StationConfig) -> Check:
     except SecretError as exc:
         return Check("broker", False, str(exc))
     except (aiomqtt.MqttError, OSError, TimeoutError) as exc:
-        return Check("broker", False, f"{where}: {exc or 'no answer'}")
+        # a silent broker times out with an empty message: say what happened
+        reason = str(exc) or f"no answer within {CONNECT_TIMEOUT_S:g} s"
+        return Check("broker", False, f"{where}: {reason}")
     return Check("broker", True, where)

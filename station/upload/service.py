@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +31,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import ValidationError
 
+from drivers.backoff import Backoff
 from gateway.mqtt import request_bounded
 from gateway.records import Progress, ResultRecord
 from station.config import StationConfig
@@ -142,15 +142,15 @@ class Uploader:
                              env.timeout_s)  # fmt: skip
 
     async def _until_set_up(self) -> None:
-        delay = self._up.retry_min_s
+        backoff = Backoff(self._up.retry_min_s, self._up.retry_max_s)
         while True:
             try:
                 await self.store.setup()
                 return
             except StoreUnavailable as exc:
+                delay = backoff.next()
                 log.error("upload_store_unavailable", error=str(exc), retry_in_s=delay)
                 await self._store_trouble(delay)
-                delay = min(delay * 2, self._up.retry_max_s)
 
     async def _store_trouble(self, delay: float) -> None:
         """Wait; reconnect when this uploader owns its store (otherwise the receiver does)."""
@@ -207,19 +207,20 @@ class Uploader:
 
     # following the lanes ---------------------------------------------------------------
     async def _follow_forever(self) -> None:
-        delay = self._cfg.mqtt.reconnect_min_s
+        mqtt = self._cfg.mqtt
+        backoff = Backoff(mqtt.reconnect_min_s, mqtt.reconnect_max_s, jitter=0.5)
         while True:
             try:
                 async with self._connect() as client:
-                    delay = self._cfg.mqtt.reconnect_min_s
+                    backoff.reset()
                     await self._follow(client)
             except aiomqtt.MqttError as exc:
-                log.warning("upload_mqtt_lost", error=str(exc), retry_in_s=round(delay, 2))
+                retry = round(backoff.current, 2)
+                log.warning("upload_mqtt_lost", error=str(exc), retry_in_s=retry)
             except StoreUnavailable as exc:
                 log.error("upload_store_unavailable", loop="follow", error=str(exc))
                 await self._store_trouble(self._up.retry_min_s)
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-            delay = min(delay * 2, self._cfg.mqtt.reconnect_max_s)
+            await asyncio.sleep(backoff.next())
 
     async def _follow(self, client: aiomqtt.Client) -> None:
         courier = LockCourier(self._cfg, self.store, self.records, client, self._locks_changed)
@@ -302,8 +303,12 @@ class Uploader:
                 pass
 
     def _backoff(self, tries: int) -> float:
-        delay = min(self._up.retry_max_s, self._up.retry_min_s * float(2 ** max(0, tries - 1)))
-        return delay * random.uniform(0.75, 1.0)
+        """The wait before an upload's next try: its tries are counted in the database
+        (they survive restarts), so the schedule is computed from the count."""
+        schedule = Backoff(self._up.retry_min_s, self._up.retry_max_s, jitter=0.25)
+        for _ in range(max(0, tries - 1)):
+            schedule.next()
+        return schedule.next()
 
     async def _send(self, upload: Upload) -> None:
         platform = upload.platform

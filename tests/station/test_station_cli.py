@@ -4,6 +4,7 @@ never a traceback."""
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import yaml
@@ -118,3 +119,18 @@ def test_check_tries_the_database_and_the_broker(
     assert "✗ database: cannot connect to PostgreSQL" in failed.stdout
     assert "✗ broker: 127.0.0.1:" in failed.stdout
     assert "secret" not in failed.stdout and "Traceback" not in failed.stderr
+
+
+def test_a_broker_that_never_answers_is_said_to_give_no_answer(tmp_path: Path) -> None:
+    """A port that accepts the connection and then stays silent (a firewall, a hung
+    broker): the check says "no answer", not an empty reason."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)  # the kernel accepts the TCP connection; no MQTT answer ever comes
+        config = tmp_path / "silent.yaml"
+        config.write_text(yaml.safe_dump({"station": "4401001",
+                                          "mqtt": {"port": silent.getsockname()[1]},
+                                          "database": {"url": f"sqlite:{tmp_path}/s.sqlite3"}}))  # fmt: skip
+        result = lanegw("station", "check", "-c", str(config))
+    assert result.returncode == 1
+    assert "✗ broker: 127.0.0.1:" in result.stdout and "no answer within 10 s" in result.stdout

@@ -55,7 +55,7 @@ def load(protocol: str) -> list[Golden]:
     return frames
 
 
-def params(protocol: str, *kinds: str) -> Any:
+def params(protocol: str, *kinds: str) -> pytest.MarkDecorator:
     """``pytest.mark.parametrize`` over the frames of ``protocol`` (of ``kinds``, if given)."""
     frames = [g for g in load(protocol) if not kinds or g.kind in kinds]
     assert frames, f"no golden frames of {kinds} in {protocol}.yaml"

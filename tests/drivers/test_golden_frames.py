@@ -11,6 +11,8 @@ hand from that layout (never computed by a codec).
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from drivers.protocols import flb100, jx_aframe, mqd6a, nha503, xk3190
@@ -46,7 +48,7 @@ def _gases(v: dict[str, float]) -> sim_nha503.Gases:
     return sim_nha503.Gases(v["hc_ppm"], v["co_pct"], v["co2_pct"], v["o2_pct"], v["no_ppm"])
 
 
-def _main_data(v: dict[str, float], ext: int | None) -> nha503.MainData:
+def _main_data(v: dict[str, Any], ext: int | None) -> nha503.MainData:
     return nha503.MainData(
         v["hc_ppm"], v["co_pct"], v["co2_pct"], v["o2_pct"], v["no_ppm"],
         v["rpm"], v["oil_c"], v["flow"], v["flags"], v["lambda"], ext,
@@ -80,9 +82,9 @@ def test_nha503_codec(golden: Golden) -> None:
             assert nha503.encode_reply(_main_data(v, message.ext_status)) == data
         case "ambient":
             message = decode_one(nha503.ReplyDecoder(C.READ_AMBIENT), data)
-            expected = nha503.Ambient(v["temperature_c"], v["pressure_kpa"], v["humidity_pct"])
-            assert message == expected
-            assert nha503.encode_reply(expected) == data
+            ambient = nha503.Ambient(v["temperature_c"], v["pressure_kpa"], v["humidity_pct"])
+            assert message == ambient
+            assert nha503.encode_reply(ambient) == data
         case "gas_block":
             decoder = nha503.RequestDecoder()
             decoder.expect_parameters(C.WRITE_SPAN_GAS)

@@ -25,7 +25,7 @@ class Golden:
     source: str  # "doc": literal from protocols.md; "derived": by hand from its layout
     section: str
     kind: str
-    data: bytes
+    data: bytes  # ``hex`` in the file, or ``text`` (ASCII protocols)
     values: dict[str, Any]
     extra: dict[str, Any]
 
@@ -36,7 +36,7 @@ def load(protocol: str) -> list[Golden]:
     assert document["protocol"] == protocol
     frames = []
     for entry in document["frames"]:
-        known = {"name", "source", "section", "kind", "hex", "values"}
+        known = {"name", "source", "section", "kind", "hex", "text", "values"}
         extra = {key: value for key, value in entry.items() if key not in known}
         assert entry["source"] in ("doc", "derived"), entry["name"]
         assert entry["section"].startswith("§"), entry["name"]  # every frame cites its section
@@ -47,7 +47,7 @@ def load(protocol: str) -> list[Golden]:
                 entry["source"],
                 entry["section"],
                 entry.get("kind", ""),
-                bytes.fromhex(entry["hex"]),
+                bytes.fromhex(entry["hex"]) if "hex" in entry else entry["text"].encode("ascii"),
                 entry["values"],
                 extra,
             )

@@ -1,4 +1,4 @@
-"""Golden frames of the dyno and flowmeter protocols (protocols.md §3.1, §3.2, §3.4),
+"""Golden frames of the dyno, flowmeter and OBD protocols (protocols.md §3.1, §3.2, §3.4, §7),
 checked against the drivers' codecs and the simulators' own builders and parsers,
 separately. See tests/drivers/test_golden_frames.py for the idea, golden/*.yaml for the
 frames (the one literal example of §3.1 and frames derived by hand from the layouts).
@@ -10,11 +10,15 @@ import struct
 
 import pytest
 
-from drivers.protocols import flv1000, nhc03, xincheng
+from drivers.protocols import elm327, flv1000, nhc03, xincheng
+from simulators.base import LanePosition, SimContext
+from simulators.devices import elm327 as sim_elm327
 from simulators.devices import flv1000 as sim_flv1000
 from simulators.devices import nhc03 as sim_nhc03
 from simulators.devices import xincheng as sim_xincheng
-from tests.drivers.golden_data import Golden, decode_one, params
+from simulators.faults import FaultPlan
+from tests.drivers.dyno_rig import make_scenario
+from tests.drivers.golden_data import Golden, decode_one, load, params
 
 approx = pytest.approx
 
@@ -157,3 +161,41 @@ def test_flv1000_simulator(golden: Golden) -> None:
             assert sim_flv1000.frame(v["command"], b"") == data
         case kind:
             pytest.fail(f"no simulator check for {kind}")
+
+
+# --- ELM327 / SAE J1979 (§7) -------------------------------------------------------------
+
+ELM_CAR = {"obd": {"vin": "1D4GP00R55B123456", "dtcs": ["P0133"]}, "petrol": {}}
+
+
+def test_elm327_codec() -> None:
+    for golden in load("elm327"):
+        v = golden.values
+        reply = decode_one(elm327.PromptDecoder(), golden.data)
+        assert isinstance(reply, elm327.ElmReply)
+        if golden.kind == "exchange":
+            assert list(reply.lines) == v["lines"], golden.name
+            continue
+        headers = golden.kind == "pid_headers"
+        frames = elm327.parse_frames(reply.data_lines, "6", headers=headers)
+        messages = elm327.assemble(frames, "6")
+        ecu = v.get("ecu")
+        assert list(messages) == [ecu], golden.name
+        message = messages[ecu]
+        match golden.kind:
+            case "pid" | "pid_headers":
+                assert elm327.decode_pid(message, v["pid"]) == v["value"]
+            case "dtcs":
+                assert elm327.decode_dtcs(message, "6") == v["dtcs"]
+            case "vin":
+                assert elm327.decode_vin(message, "6") == v["vin"]
+            case kind:
+                pytest.fail(f"no codec check for {kind}")
+        assert elm327.encode_command(v["command"]) == v["command"].encode("ascii") + b"\r"
+
+
+def test_elm327_simulator() -> None:
+    scenario = make_scenario(vehicle=ELM_CAR)
+    sim = sim_elm327.Elm327Sim(SimContext(scenario, FaultPlan(), LanePosition()))
+    for golden in load("elm327"):  # one session: each answer in the state the ones before left
+        assert sim.answer(golden.values["command"]) == golden.data, golden.name

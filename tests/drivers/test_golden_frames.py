@@ -67,6 +67,13 @@ def _assert_main(message: object, v: dict[str, float]) -> None:
     assert (message.flow_raw, message.flags, message.header) == (v["flow"], v["flags"], 0x06)
 
 
+def _idle_block(b: dict[str, Any]) -> nha503.IdleBlock:
+    return nha503.IdleBlock(
+        b["hc_ppm"], b["co_pct"], b["co2_pct"], b["o2_pct"], b["no_ppm"],
+        b["rpm"], b["oil_c"], b["lambda"],
+    )  # fmt: skip
+
+
 @params("nha503")
 def test_nha503_codec(golden: Golden) -> None:
     v, data, C = golden.values, golden.data, nha503.Command
@@ -99,6 +106,11 @@ def test_nha503_codec(golden: Golden) -> None:
             )
             assert message == expected
             assert nha503.encode_reply(expected) == data
+        case "tsi":
+            blocks = [_idle_block(b) for b in (v["high"], v["low"])]
+            tsi = nha503.TwoSpeedIdleResult(blocks[0], blocks[1])
+            assert decode_one(nha503.ReplyDecoder(C.READ_TSI_RESULT), data) == tsi
+            assert nha503.encode_reply(tsi) == data
         case "pef":
             assert decode_one(nha503.ReplyDecoder(C.READ_PEF), data) == nha503.Pef(v["pef"])
             assert nha503.encode_reply(nha503.Pef(v["pef"])) == data
@@ -134,6 +146,12 @@ def test_nha503_simulator(golden: Golden) -> None:
             assert sim_nha503.ambient(v["temperature_c"], v["pressure_kpa"], v["humidity_pct"]) == (
                 data
             )
+        case "tsi":
+            high, low = (
+                sim_nha503.IdleValues(_gases(b), b["rpm"], b["oil_c"], b["lambda"])
+                for b in (v["high"], v["low"])
+            )
+            assert sim_nha503.tsi_result(high, low) == data
         case "progress":
             assert sim_nha503.progress(_gases(v), v["pef"]) == data
         case "pef":

@@ -18,8 +18,9 @@ inertia kg.
 Replies depend on the command only (no echo), so a decoder is built per command:
 
 - ``C``: 9 bytes ``0x06 · power u16 ÷100 kW · force u16 N · force tenths u8 · speed
-  u16 ÷100 km/h · CS`` (the 8 data bytes are S1's; the 0x06 header byte and CS = sum8 of
-  all preceding bytes are our choice, the NHA-503 record rule of the same vendor);
+  u16 ÷100 km/h · CS`` (the 7 data bytes are S1's; protocols.md says 9 bytes but lists
+  only those and a checksum, so the 0x06 header byte and CS = sum8 of all preceding
+  bytes are our reading, the NHA-503 record rule of the same vendor);
 - ``D`` and ``E``: 4 bytes ``0x06 · u16 · CS`` (same rule);
 - ``F`` and control words: one byte, 0x06 done, 0x15 busy or refused (S1).
 

@@ -1,6 +1,7 @@
 """Simulated FuLi FLB-100 opacimeter.
 
-Speaks ``drivers.protocols.flb100`` in the device role; behaviour comes from the
+Builds and parses its bytes itself (``simulators.wire.flb100``, from protocols.md §2.1;
+nothing of the driver's codec); behaviour comes from the
 scenario's ``vehicle.diesel`` section and ``timing`` (every duration × ``time_scale``):
 
 - Warm-up: for ``timing.analyser_warmup_s`` the status says warming up, opacity reads 0
@@ -34,18 +35,15 @@ import statistics
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from drivers.errors import FrameError
-from drivers.framing import NEED_DATA
-from drivers.protocols import flb100 as flb
-from drivers.protocols.flb100 import Command, Response, StatusFlags
 from simulators.base import SimContext, SimSpec
 from simulators.devices.loaded_exhaust import engine_on_rollers, lug_down_full_load
 from simulators.endpoint import SimLink
 from simulators.scenario import DieselEngine
+from simulators.wire import flb100 as wire
 
 ACCEL_S: Final = 2.0  # one free acceleration, pedal down to idle again
 IDLE_K_FRACTION: Final = 0.1  # idle smoke, relative to the mean peak K
@@ -53,28 +51,48 @@ PATH_LENGTH_M: Final = 0.43  # effective optical path of a partial-flow opacimet
 GAS_TEMP_IDLE_C: Final = 60
 GAS_TEMP_RISE_C: Final = 30  # smoke gets hotter at full speed
 AMBIENT_TEMP_C: Final = 20
-RESULT_WINDOW: Final = flb.RESULT_K_COUNT
+RESULT_WINDOW: Final = 4  # K values in a free-acceleration result
+CURVE_POINTS: Final = 100  # N values in the curve of the last free acceleration
 
 
 class SimMode(enum.Enum):
-    """What the instrument is doing."""
+    """What the instrument is doing (the value: its status bit)."""
 
-    DIRECT = StatusFlags.DIRECT_MODE
-    STEADY = StatusFlags.STEADY_MODE
-    FREE_ACCEL = StatusFlags.FREE_ACCEL_MODE
-    LINEARITY = StatusFlags.LINEARITY_CHECK_MODE
+    DIRECT = wire.DIRECT_MODE
+    STEADY = wire.STEADY_MODE
+    FREE_ACCEL = wire.FREE_ACCEL_MODE
+    LINEARITY = wire.LINEARITY_CHECK
 
 
 MODE_COMMANDS: Final = {
-    Command.MODE_DIRECT: SimMode.DIRECT,
-    Command.MODE_STEADY: SimMode.STEADY,
-    Command.MODE_FREE_ACCEL: SimMode.FREE_ACCEL,
-    Command.LINEARITY_CHECK_MODE: SimMode.LINEARITY,
+    wire.MODE_DIRECT: SimMode.DIRECT,
+    wire.MODE_STEADY: SimMode.STEADY,
+    wire.MODE_FREE_ACCEL: SimMode.FREE_ACCEL,
+    wire.LINEARITY_CHECK_MODE: SimMode.LINEARITY,
 }
 #: commands refused (framed NAK) while warming up
 NOT_WHILE_WARMING: Final = frozenset(
-    {*MODE_COMMANDS, Command.FREE_ACCEL_TRIGGER, Command.STEADY_START, Command.READ_CHECK_VALUE}
+    {*MODE_COMMANDS, wire.FREE_ACCEL_TRIGGER, wire.STEADY_START, wire.READ_CHECK_VALUE}
 )
+
+
+class Realtime(NamedTuple):
+    """Real-time values (0x02), in the units the instrument shows."""
+
+    k_m1: float
+    n_pct: float
+    gas_temp_c: int
+    oil_temp_c: int
+    engine_speed_rpm: int
+
+
+class SteadyMaxima(NamedTuple):
+    """Maxima of a steady-state measurement (0x03)."""
+
+    k_m1: float
+    n_pct: float
+    gas_temp_c: int
+    oil_temp_c: int
 
 
 class Flb100SimOptions(BaseModel):
@@ -93,13 +111,13 @@ def opacity_pct(k_m1: float) -> float:
 class Flb100Sim:
     """The simulated opacimeter: one connection at a time, state kept across connections."""
 
-    nak: bytes = flb.encode_response(flb.Nak())
+    nak: bytes = wire.refusal()
 
     def __init__(self, ctx: SimContext, clock: Callable[[], float] = time.monotonic) -> None:
         self.options = Flb100SimOptions.model_validate(ctx.options)
         self.diesel: DieselEngine | None = ctx.scenario.vehicle.diesel
         self.position = ctx.position
-        self.did = flb.DID if ctx.address is None else ctx.address
+        self.did = wire.DID if ctx.address is None else ctx.address
         timing = ctx.scenario.timing
         self._noise = timing.noise
         self._accel_s = ACCEL_S * timing.time_scale
@@ -111,10 +129,10 @@ class Flb100Sim:
         self.results: deque[float] = deque(maxlen=RESULT_WINDOW)
         self.completed_in_mode = 0
         self._accel: tuple[float, float] | None = None  # (start, peak K) while running
-        self.last = flb.LastFreeAccel(0.0, 0)
-        self.curve = flb.FreeAccelCurve((0.0,) * flb.CURVE_POINTS, 0)
+        self.last: tuple[float, int] = (0.0, 0)  # K and rpm of the last free acceleration
+        self.curve: tuple[tuple[float, ...], int] = ((0.0,) * CURVE_POINTS, 0)  # N, max rpm
         self.steady_running = False
-        self.steady_max = flb.SteadyResult(0.0, 0.0, 0, 0)
+        self.steady_max = SteadyMaxima(0.0, 0.0, 0, 0)
 
     # --- use cases and state ----------------------------------------------------------
 
@@ -122,24 +140,24 @@ class Flb100Sim:
         """Whether the instrument is still warming up at ``now``."""
         return now < self._warm_until
 
-    def flags(self, now: float) -> StatusFlags:
-        """The status flags at ``now``."""
-        flags = StatusFlags(self.mode.value)
+    def flags(self, now: float) -> int:
+        """The status bits at ``now`` (byte 1 low, byte 2 high)."""
+        flags: int = self.mode.value
         if self.warming(now):
-            flags |= StatusFlags.WARMING_UP
+            flags |= wire.WARMING_UP
         if self.completed_in_mode >= RESULT_WINDOW and self.mode is SimMode.FREE_ACCEL:
-            flags |= StatusFlags.FREE_ACCEL_DATA_VALID
+            flags |= wire.FREE_ACCEL_DATA_VALID
         if self.steady_running:
-            flags |= StatusFlags.STEADY_MEASURING
+            flags |= wire.STEADY_MEASURING
         if self._accel is not None:
-            flags |= StatusFlags.ACCELERATING
+            flags |= wire.ACCELERATING
         return flags
 
-    def realtime(self, now: float) -> flb.Realtime:
+    def realtime(self, now: float) -> Realtime:
         """Noise-free real-time values at ``now``."""
         diesel = self.diesel
         if diesel is None:
-            return flb.Realtime(0.0, 0.0, AMBIENT_TEMP_C, AMBIENT_TEMP_C, 0)
+            return Realtime(0.0, 0.0, AMBIENT_TEMP_C, AMBIENT_TEMP_C, 0)
         base = IDLE_K_FRACTION * statistics.fmean(diesel.peak_k_m1 or [0.0])
         peak, swing = base, 0.0
         if self._accel is not None:
@@ -154,7 +172,7 @@ class Flb100Sim:
             full = lug_down_full_load(diesel, engine)
             if full is not None and not self.warming(now):
                 k, gas_temp = full[0], GAS_TEMP_IDLE_C + GAS_TEMP_RISE_C
-        return flb.Realtime(
+        return Realtime(
             round(k, 2),
             round(opacity_pct(k), 1),
             round(gas_temp),
@@ -166,67 +184,60 @@ class Flb100Sim:
 
     async def handle(self, link: SimLink) -> None:
         """Serve one connection until cancelled."""
-        decoder = flb.RequestDecoder(self.did)
+        buf = bytearray()  # wrong DID or checksum: the instrument stays silent
         while True:
-            decoder.feed(await link.read())
-            while True:
-                try:
-                    request = decoder.next_message()
-                except FrameError:
-                    continue  # wrong DID or checksum: the instrument stays silent
-                if request is NEED_DATA:
-                    break
-                await link.send(flb.encode_response(self.respond(request)))
+            buf += await link.read()
+            for request in wire.split_requests(buf, self.did):
+                await link.send(self.respond(request.command))
 
-    def respond(self, request: flb.Request) -> Response:
+    def respond(self, command: int) -> bytes:
         """The response to one request, advancing the simulated time first."""
         now = self._clock()
         self._finish_acceleration(now)
-        command = request.command
-        if command is None:
-            return flb.Nak()
+        if command not in wire.COMMANDS:
+            return wire.refusal()
         if command in NOT_WHILE_WARMING and self.warming(now):
-            return flb.Nak(command)
+            return wire.refusal(command)
         if self.steady_running:
             self._sample_steady(now)
         match command:
-            case Command.STATUS:
-                return flb.StatusReply(self.flags(now))
-            case Command.REALTIME:
-                return self._noisy(self.realtime(now))
-            case Command.STEADY_RESULT:
-                return self.steady_max
-            case Command.FREE_ACCEL_RESULT:
+            case wire.STATUS:
+                return wire.status(self.flags(now))
+            case wire.REALTIME:
+                return wire.realtime(*self._noisy(self.realtime(now)))
+            case wire.STEADY_RESULT:
+                return wire.steady_result(*self.steady_max)
+            case wire.FREE_ACCEL_RESULT:
                 return self._free_accel_reply()
-            case Command.READ_CHECK_VALUE if self.mode is SimMode.LINEARITY:
+            case wire.READ_CHECK_VALUE if self.mode is SimMode.LINEARITY:
                 n = self.options.check_filter_n_pct * (1.0 + self._random.gauss(0, self._noise))
-                return flb.CheckValue(round(min(100.0, max(0.0, n)), 1))
-            case Command.LAST_FREE_ACCEL:
-                return self.last
-            case Command.FREE_ACCEL_CURVE:
-                return self.curve
+                return wire.check_value(round(min(100.0, max(0.0, n)), 1))
+            case wire.LAST_FREE_ACCEL:
+                return wire.last_free_accel(*self.last)
+            case wire.FREE_ACCEL_CURVE:
+                return wire.free_accel_curve(*self.curve)
         return self._act(command, now)
 
-    def _act(self, command: Command, now: float) -> Response:
+    def _act(self, command: int, now: float) -> bytes:
         """Commands that change the state; a framed NAK when the state forbids them."""
         if command in MODE_COMMANDS:
             self.mode, self.completed_in_mode = MODE_COMMANDS[command], 0
             self._accel, self.steady_running = None, False
-        elif command is Command.FREE_ACCEL_TRIGGER:
+        elif command == wire.FREE_ACCEL_TRIGGER:
             if self.mode is not SimMode.FREE_ACCEL or self._accel is not None:
-                return flb.Nak(command)
+                return wire.refusal(command)
             self._start_acceleration(now)
-        elif command is Command.STEADY_START:
+        elif command == wire.STEADY_START:
             if self.mode is not SimMode.STEADY:
-                return flb.Nak(command)
+                return wire.refusal(command)
             self.steady_running = True
-            self.steady_max = flb.SteadyResult(0.0, 0.0, 0, 0)
+            self.steady_max = SteadyMaxima(0.0, 0.0, 0, 0)
             self._sample_steady(now)
-        elif command is Command.STEADY_STOP:
+        elif command == wire.STEADY_STOP:
             self.steady_running = False
-        elif command is not Command.LINEARITY_ZERO:
-            return flb.Nak(command)  # 0x0D outside linearity-check mode
-        return flb.Ack(command)
+        elif command != wire.LINEARITY_ZERO:
+            return wire.refusal(command)  # 0x0D outside linearity-check mode
+        return wire.ack(command)
 
     # --- free acceleration ------------------------------------------------------------
 
@@ -240,44 +251,41 @@ class Flb100Sim:
         if self._accel is None or now < self._accel[0] + self._accel_s:
             return
         start, peak = self._accel
-        points = [
-            start + self._accel_s * (i + 0.5) / flb.CURVE_POINTS for i in range(flb.CURVE_POINTS)
-        ]
+        points = [start + self._accel_s * (i + 0.5) / CURVE_POINTS for i in range(CURVE_POINTS)]
         samples = [self.realtime(t) for t in points]
         self._accel = None
         self.results.append(round(peak, 2))
         self.completed_in_mode += 1
         max_rpm = max(sample.engine_speed_rpm for sample in samples)
-        self.last = flb.LastFreeAccel(round(peak, 2), max_rpm)
-        self.curve = flb.FreeAccelCurve(tuple(sample.n_pct for sample in samples), max_rpm)
+        self.last = (round(peak, 2), max_rpm)
+        self.curve = (tuple(sample.n_pct for sample in samples), max_rpm)
 
-    def _free_accel_reply(self) -> flb.FreeAccelReply:
+    def _free_accel_reply(self) -> bytes:
         if self._accel is not None:
-            return flb.FreeAccelReply(flb.FreeAccelState.RUNNING)
+            return wire.free_accel_running()
         if self.completed_in_mode < RESULT_WINDOW:
-            return flb.FreeAccelReply(flb.FreeAccelState.NONE)
+            return wire.free_accel_none()
         values = tuple(self.results)
-        average = round(statistics.fmean(values), 2)
-        return flb.FreeAccelReply(flb.FreeAccelState.DONE, average, values)
+        return wire.free_accel_done(round(statistics.fmean(values), 2), values)
 
     # --- steady state and noise -------------------------------------------------------
 
     def _sample_steady(self, now: float) -> None:
         value, best = self._noisy(self.realtime(now)), self.steady_max
-        self.steady_max = flb.SteadyResult(
+        self.steady_max = SteadyMaxima(
             max(best.k_m1, value.k_m1),
             max(best.n_pct, value.n_pct),
             max(best.gas_temp_c, value.gas_temp_c),
             max(best.oil_temp_c, value.oil_temp_c),
         )
 
-    def _noisy(self, value: flb.Realtime) -> flb.Realtime:
+    def _noisy(self, value: Realtime) -> Realtime:
         def jitter(x: float) -> float:
             return max(0.0, x * (1.0 + self._random.gauss(0, self._noise)))
 
         k = round(jitter(value.k_m1), 2)
         rpm = round(jitter(value.engine_speed_rpm))
-        return flb.Realtime(k, round(opacity_pct(k), 1), value.gas_temp_c, value.oil_temp_c, rpm)
+        return Realtime(k, round(opacity_pct(k), 1), value.gas_temp_c, value.oil_temp_c, rpm)
 
 
 def _factory(ctx: SimContext) -> Any:

@@ -77,6 +77,20 @@ def frame(command: int, data: bytes, offset: int = 0) -> bytes:
     return body + bytes(((neg_sum8(body) + offset) & 0xFF,))
 
 
+def measurement(command: int, values: dict[str, float], offset: int = 0) -> bytes:
+    """The reply to a measuring command: its values in order, u16 (temperature i16)."""
+    data = b""
+    for name in READS[command]:
+        raw = round(values[name] * SCALE[name])
+        data += struct.pack(">h", raw) if name == "temperature" else struct.pack(">H", max(0, raw))
+    return frame(command, data, offset)
+
+
+def request_length(command: int) -> int | None:
+    """The LB of a request for ``command``; None for a command the flowmeter lacks."""
+    return 3 if command in READS or command in (0x88, 0x89) else CALIBRATIONS.get(command)
+
+
 def exhaust_o2(scenario: Scenario, phase: str | None) -> float:
     """O2 of the raw exhaust of the scenario's engine."""
     petrol = scenario.vehicle.petrol
@@ -152,10 +166,7 @@ class Flv1000Sim:
         while True:
             buf += await link.read()
             while buf:
-                command = buf[0]
-                length = (
-                    3 if command in READS or command in (0x88, 0x89) else CALIBRATIONS.get(command)
-                )
+                length = request_length(buf[0])
                 if length is None:
                     del buf[0]
                     await link.send(self.nak)
@@ -176,14 +187,8 @@ class Flv1000Sim:
         command, offset = request[0], self.options.checksum_offset
         if command in READS:
             values = self.values()
-            data = b""
-            for name in READS[command]:
-                raw = round(self._noisy(values[name]) * SCALE[name])
-                data += struct.pack(
-                    ">h" if name == "temperature" else ">H",
-                    max(0, raw) if name != "temperature" else raw,
-                )
-            return frame(command, data, offset)
+            noisy = {name: self._noisy(values[name]) for name in READS[command]}
+            return measurement(command, noisy, offset)
         if command == 0x88:
             return frame(command, self.status(), offset)
         if command == 0x89:

@@ -1,7 +1,8 @@
 """Simulated Jiangxing JXGT2 roller brake tester with weighing (A-frame protocol).
 
-Speaks ``drivers.protocols.jx_aframe`` in the device role; behaviour comes from the
-scenario's axle on the rollers, ``vehicle.axles[position.axle_index]``:
+Builds and parses its bytes itself (``simulators.wire.aframe``, from protocols.md §5.1;
+nothing of the driver's codec); behaviour comes from the scenario's axle on the
+rollers, ``vehicle.axles[position.axle_index]``:
 
 - Power-on: lift up (the vehicle drives in over it), force channels off zero by
   ``ZERO_OFFSET_DAN`` until ZERO (0x62) is sent.
@@ -16,8 +17,9 @@ scenario's axle on the rollers, ``vehicle.axles[position.axle_index]``:
   the frame rate is not: a compressed test has fewer samples, never faster frames. Noise
   is Gaussian, ``timing.noise`` relative, seeded by ``timing.seed``. While streaming the
   tester does not listen (requests are dropped).
-- GET_RESULT (0x6B): maxima and the force pair at the largest difference, computed from
-  the numbers actually streamed; the first read of a new result moves the vehicle on
+- GET_RESULT (0x6B): maxima and the force pair at the largest difference during the
+  growth of the braking force (``growth_summary``), computed from the numbers actually
+  streamed; the first read of a new result moves the vehicle on
   (``position.advance()``), as the driver does when the display says "next axle".
 - Parking brake: the wire does not say which brake the inspector applies (lane software
   shows "请拉手刹" and sends the same START). We model the routine of that software: after
@@ -35,28 +37,14 @@ from __future__ import annotations
 
 import asyncio
 import random
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import astuple, dataclass
 from typing import Any, Final
 
-from drivers.devices.jxgt2_brake import FORCE_TO_DAN, growth_phase_summary
-from drivers.errors import ChecksumError, FrameError
-from drivers.framing import NEED_DATA
-from drivers.protocols.jx_aframe import (
-    MODEL_COMMANDS,
-    NAK_BYTE,
-    Ack,
-    BrakeResultFrame,
-    Command,
-    ForceSample,
-    Request,
-    RequestDecoder,
-    StreamEnd,
-    WeightFrame,
-    encode_reply,
-)
 from simulators.base import SimContext, SimSpec
 from simulators.endpoint import SimLink
 from simulators.scenario import Axle, Timing, WheelBrake
+from simulators.wire import aframe
 
 DRAG_PHASE_S: Final = 2.0  # rollers turning, pedal released, before the inspector brakes
 HOLD_S: Final = 1.0  # pedal held at maximum before the tester ends the test
@@ -67,6 +55,52 @@ ZERO_OFFSET_DAN: Final = 3.0  # force channels' offset until zeroed
 NOISE_FLOOR_DAN: Final = 20.0  # noise never shrinks below that of a 20 daN reading
 FORCE_RANGE: Final = (-999, 9999)  # what a 4-character field can carry
 PARKING_MIN_DAN: Final = 0.1  # a profile needs a positive peak even without a hand brake
+#: device force unit -> its value per daN (kgf: Nanhua's KG2DAN 0.98 daN, protocols.md §5.3)
+UNIT_PER_DAN: Final[dict[str, float]] = {"daN": 1.0, "N": 10.0, "kg": 1.0 / 0.98}
+LOCK_DROP_RATIO: Final = 0.15  # a wheel this far below its running maximum is sliding
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One streamed sample, forces as the fields carry them (the configured unit)."""
+
+    force_left: int
+    force_right: int
+
+
+@dataclass(frozen=True, slots=True)
+class BrakeResult:
+    """What the tester keeps for GET_RESULT, in the configured unit."""
+
+    max_force_left: int
+    max_force_right: int
+    diff_force_left: int
+    diff_force_right: int
+
+
+def growth_summary(left: Sequence[int], right: Sequence[int]) -> BrakeResult:
+    """The tester's result: each side's maximum, and the (left, right) pair at the sample
+    where |left - right| was largest while the braking force grew (过程差).
+
+    The growth lasts until the later wheel reaches its maximum (its first sample at
+    that value), and ends sooner when a wheel locks: a wheel that has reached half its
+    maximum and falls more than ``LOCK_DROP_RATIO`` below the highest value it has had
+    so far slides; from that sample on its fall is no imbalance of the brakes.
+    """
+    if not left or not right:
+        return BrakeResult(0, 0, 0, 0)
+    first_max = [side.index(max(side)) for side in (left, right)]
+    end = min(len(left), len(right), max(first_max) + 1)
+    for side in (left, right):
+        highest = 0
+        for i, force in enumerate(side[:end]):
+            highest = max(highest, force)
+            if 2 * highest >= max(side) and force < (1 - LOCK_DROP_RATIO) * highest:
+                end = i
+                break
+    diffs = [abs(left[i] - right[i]) for i in range(max(1, end))]
+    at = diffs.index(max(diffs))
+    return BrakeResult(max(left), max(right), left[at], right[at])
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,27 +171,27 @@ def stream_frame_count(axle: Axle, timing: Timing, parking: bool = False) -> int
 class Jxgt2Sim:
     """The simulated tester: one connection at a time, state kept across connections."""
 
-    nak: bytes = bytes((NAK_BYTE,))
+    nak: bytes = bytes((aframe.NAK,))
 
     def __init__(self, ctx: SimContext) -> None:
         self._ctx = ctx
         self._timing = ctx.scenario.timing
         self._random = random.Random(self._timing.seed)
         unit = str(ctx.options.get("force_unit", "daN"))
-        if unit not in FORCE_TO_DAN:
-            raise ValueError(f"force_unit must be one of {sorted(FORCE_TO_DAN)}, not {unit!r}")
-        self._per_dan = 1.0 / FORCE_TO_DAN[unit]
+        if unit not in UNIT_PER_DAN:
+            raise ValueError(f"force_unit must be one of {sorted(UNIT_PER_DAN)}, not {unit!r}")
+        self._per_dan = UNIT_PER_DAN[unit]
         self.lift_up = True
         self.zeroed = False
         self.streaming = False
-        self.result = BrakeResultFrame(0, 0, 0, 0)
+        self.result = BrakeResult(0, 0, 0, 0)
         self._result_fresh = False
         #: the vehicle stays on its parking axle for the parking test (see module doc)
         self.parking_pending = False
         #: the last (or current) stream was a parking test
         self.parking_test = False
         #: frames of the last stream (raw device values), for tests and tools
-        self.last_stream: list[ForceSample] = []
+        self.last_stream: list[Sample] = []
 
     @property
     def axle(self) -> Axle:
@@ -167,43 +201,32 @@ class Jxgt2Sim:
 
     async def handle(self, link: SimLink) -> None:
         """Serve one connection: answer requests, stream tests, until cancelled."""
-        decoder = RequestDecoder()
+        buf = bytearray()  # line noise is skipped: a real device ignores it
         async with asyncio.TaskGroup() as group:
             while True:
-                decoder.feed(await link.read())
-                while True:
-                    try:
-                        request = decoder.next_message()
-                    except ChecksumError:
-                        if not self.streaming:
-                            await link.send(self.nak)
-                        continue
-                    except FrameError:
-                        continue  # line noise: a real device ignores it
-                    if request is NEED_DATA:
-                        break
-                    if not self.streaming:
-                        await self._answer(link, request, group)
+                buf += await link.read()
+                for command in aframe.split_requests(buf):
+                    if not self.streaming:  # while streaming the tester does not listen
+                        await self._answer(link, command, group)
 
-    async def _answer(self, link: SimLink, request: Request, group: asyncio.TaskGroup) -> None:
-        command = request.command
-        if command not in MODEL_COMMANDS["jxgt2"] or (command == Command.START and self.lift_up):
-            await link.send(self.nak)
-        elif command == Command.START:
-            await link.send(encode_reply(Ack(command)))
+    async def _answer(self, link: SimLink, command: int, group: asyncio.TaskGroup) -> None:
+        if command not in aframe.JXGT2_COMMANDS or (command == aframe.START_TEST and self.lift_up):
+            await link.send(self.nak)  # also a request with a bad checksum
+        elif command == aframe.START_TEST:
+            await link.send(aframe.ack(command))
             self.parking_test, self.parking_pending = self.parking_pending, False
             self.streaming = True
             group.create_task(self._stream(link))
-        elif command == Command.READ:
-            await link.send(encode_reply(self._weigh()))
-        elif command == Command.GET_RESULT:
-            await link.send(encode_reply(self.result))
+        elif command == aframe.READ:
+            await link.send(aframe.wheel_loads(*self._weigh()))
+        elif command == aframe.GET_RESULT:
+            await link.send(aframe.brake_result(*astuple(self.result)))
             if self._result_fresh:
                 self._result_fresh = False
                 self._move_on_after_result()
         else:
-            self._set_state(Command(command))
-            await link.send(encode_reply(Ack(command)))
+            self._set_state(command)
+            await link.send(aframe.ack(command))
 
     def _move_on_after_result(self) -> None:
         """The driver drives on, unless the parking test of this axle comes next."""
@@ -212,22 +235,23 @@ class Jxgt2Sim:
         else:
             self._ctx.position.advance()
 
-    def _set_state(self, command: Command) -> None:
-        if command == Command.LIFT_UP and self.parking_pending:
+    def _set_state(self, command: int) -> None:
+        if command == aframe.LIFT_UP and self.parking_pending:
             self.parking_pending = False  # no parking test: the vehicle drives on
             self._ctx.position.advance()
-        if command in (Command.LIFT_UP, Command.LIFT_DOWN):
-            self.lift_up = command == Command.LIFT_UP
-        elif command == Command.ZERO:
+        if command in (aframe.LIFT_UP, aframe.LIFT_DOWN):
+            self.lift_up = command == aframe.LIFT_UP
+        elif command == aframe.ZERO:
             self.zeroed = True
 
-    def _weigh(self) -> WeightFrame:
+    def _weigh(self) -> tuple[int, int]:
+        """Left and right wheel load (kg) as the tester weighs them now."""
         if self.lift_up:
-            return WeightFrame(0, 0)
+            return 0, 0
         axle, noise = self.axle, self._timing.noise
         left = self._random.gauss(axle.load_left_kg, noise * axle.load_left_kg)
         right = self._random.gauss(axle.load_right_kg, noise * axle.load_right_kg)
-        return WeightFrame(max(0, round(left)), max(0, round(right)))
+        return max(0, round(left)), max(0, round(right))
 
     def _raw_force(self, force_dan: float) -> int:
         """A noisy reading of ``force_dan`` in the configured unit, as the field carries it."""
@@ -248,21 +272,21 @@ class Jxgt2Sim:
                 delay = started + index * period - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                await link.send(encode_reply(frame))
-            await link.send(encode_reply(StreamEnd()))
+                await link.send(aframe.force_sample(frame.force_left, frame.force_right))
+            await link.send(aframe.stream_end())
             left = [frame.force_left for frame in frames]
             right = [frame.force_right for frame in frames]
-            self.result = BrakeResultFrame(*(round(v) for v in growth_phase_summary(left, right)))
+            self.result = growth_summary(left, right)
             self._result_fresh = True
         finally:
             self.streaming = False
 
-    def _sample_frames(self) -> list[ForceSample]:
+    def _sample_frames(self) -> list[Sample]:
         parking = self.parking_test
         left, right = wheel_profiles(self.axle, self._timing.time_scale, parking)
         period = 1.0 / self._timing.brake_sample_hz
         self.last_stream = [
-            ForceSample(
+            Sample(
                 self._raw_force(left.force_dan(index * period)),
                 self._raw_force(right.force_dan(index * period)),
             )

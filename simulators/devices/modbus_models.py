@@ -17,9 +17,9 @@ from __future__ import annotations
 import random
 from typing import Final, Protocol
 
-from drivers.modbus.decode import Value
 from simulators.base import SimContext
 from simulators.scenario import Axle, Lamp, Speedometer, WheelBrake
+from simulators.wire.modbus_map import Value
 
 #: Modbus exception codes a model refuses with
 BUSY: Final = 0x06

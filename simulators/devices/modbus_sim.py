@@ -7,8 +7,10 @@ address the map uses, gaps included, so the driver's planned reads work), but it
 only a cache: its ``action`` hook runs on every request and
 
 - on a read (FC01-04) refills the table from the instrument model
-  (``simulators.devices.modbus_models``) through the same map and ``decode`` module the
-  driver uses, so the bytes on the wire are those the map describes;
+  (``simulators.devices.modbus_models``) through the map, read and packed by the
+  simulator itself (``simulators.wire.modbus_map``: the map file is the instrument's
+  document; the driver's ``drivers.modbus`` codec is not used), so the bytes on the wire
+  are those the map describes and a codec mistake in the driver shows;
 - on a write (FC05/06/15/16) turns the written coils/registers back into named commands
   (``start_test``...) or point values and hands them to the model, which may refuse
   with an exception code (6 busy, 3 illegal value); unknown addresses get 2.
@@ -56,25 +58,31 @@ from pymodbus.pdu import ModbusPDU
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from drivers.modbus.decode import set_bit
-from drivers.modbus.maps import load_map
-from drivers.modbus.planner import Table
-from drivers.modbus.registers import ImplausibleValue, RegisterMap
 from simulators.base import SimContext, SimSpec
 from simulators.devices.modbus_models import BrakeModel, HeadlampModel, InstrumentModel, SpeedModel
 from simulators.endpoint import PtyEndpoint, SimLink
 from simulators.faults import Fault, FaultPlan, FaultSpec
+from simulators.wire import modbus_map
+from simulators.wire.modbus_map import (
+    BIT_TABLES,
+    COIL,
+    DISCRETE_INPUT,
+    HOLDING_REGISTER,
+    INPUT_REGISTER,
+    SimMap,
+    set_bit,
+)
 
 #: table addressed by each function code (22/23 are not used by the driver)
-_TABLE_OF_FC: Final[dict[int, Table]] = {
-    1: Table.COIL,
-    5: Table.COIL,
-    15: Table.COIL,
-    2: Table.DISCRETE_INPUT,
-    3: Table.HOLDING_REGISTER,
-    6: Table.HOLDING_REGISTER,
-    16: Table.HOLDING_REGISTER,
-    4: Table.INPUT_REGISTER,
+_TABLE_OF_FC: Final[dict[int, str]] = {
+    1: COIL,
+    5: COIL,
+    15: COIL,
+    2: DISCRETE_INPUT,
+    3: HOLDING_REGISTER,
+    6: HOLDING_REGISTER,
+    16: HOLDING_REGISTER,
+    4: INPUT_REGISTER,
 }
 _OPTIONS: Final = frozenset({"map", "framing", "exception_code"})
 ILLEGAL_ADDRESS: Final = 0x02
@@ -100,7 +108,7 @@ def rtu_exception(unit: int, function: int, code: int) -> bytes:
 class ModbusSim:
     """One simulated Modbus instrument: a register map, its model, and its endpoints."""
 
-    def __init__(self, ctx: SimContext, regmap: RegisterMap, model: InstrumentModel) -> None:
+    def __init__(self, ctx: SimContext, regmap: SimMap, model: InstrumentModel) -> None:
         unknown = set(ctx.options) - _OPTIONS
         if unknown:
             raise ValueError(f"unknown Modbus simulator options: {sorted(unknown)}")
@@ -182,14 +190,14 @@ class ModbusSim:
 
     def _blocks(self) -> tuple[list[SimData], list[SimData], list[SimData], list[SimData]]:
         """One block per table over every address the map uses (coils, di, hr, ir)."""
-        spans: dict[Table, list[int]] = {table: [] for table in Table}
-        for point in self.regmap.bound_points:
+        spans: dict[str, list[int]] = {table: [] for table in modbus_map.TABLES}
+        for point in self.regmap.points:
             spans[point.table] += [point.address, point.address + point.count - 1]
-        for command in self.regmap.bound_commands:
+        for command in self.regmap.commands:
             spans[command.table] += [command.address]
 
-        def block(table: Table) -> list[SimData]:
-            if table.is_bit:
+        def block(table: str) -> list[SimData]:
+            if table in BIT_TABLES:
                 low, high = (min(spans[table]), max(spans[table])) if spans[table] else (0, 0)
                 return [SimData(low, values=[False] * (high - low + 1), datatype=DataType.BITS)]
             if not spans[table]:  # a table the instrument does not have: every read is refused
@@ -198,10 +206,10 @@ class ModbusSim:
             return [SimData(low, count=high - low + 1, values=0, datatype=DataType.UINT16)]
 
         return (
-            block(Table.COIL),
-            block(Table.DISCRETE_INPUT),
-            block(Table.HOLDING_REGISTER),
-            block(Table.INPUT_REGISTER),
+            block(COIL),
+            block(DISCRETE_INPUT),
+            block(HOLDING_REGISTER),
+            block(INPUT_REGISTER),
         )
 
     # request handling ----------------------------------------------------------------
@@ -217,24 +225,24 @@ class ModbusSim:
             if fc <= 4:  # not the read-back pymodbus does to echo a write
                 self._refresh(table, start, registers, now)
             return None
-        if table is Table.COIL:
+        if table == COIL:
             return self._write_coils(address, [bool(v) for v in written], now)
         return self._write_registers(address, [int(v) for v in written], now)
 
-    def _refresh(self, table: Table, start: int, registers: list[int], now: float) -> None:
+    def _refresh(self, table: str, start: int, registers: list[int], now: float) -> None:
         image = self.regmap.image(table, self.model.values(now))
-        if table is Table.COIL:  # command coils are momentary
-            image.update({c.address: 0 for c in self.regmap.bound_commands if c.table is table})
+        if table == COIL:  # command coils are momentary
+            image.update({c.address: 0 for c in self.regmap.commands if c.table == table})
         for address, word in image.items():
-            if table.is_bit:  # bit blocks are packed 16 to a register, bit 0 first
+            if table in BIT_TABLES:  # bit blocks are packed 16 to a register, bit 0 first
                 index = address // 16 - start
                 registers[index] = set_bit(registers[index], address % 16, bool(word))
             else:
                 registers[address - start] = word
 
     def _write_coils(self, address: int, values: list[bool], now: float) -> int | None:
-        commands = {c.address: c for c in self.regmap.bound_commands if c.table is Table.COIL}
-        points = {p.address: p for p in self.regmap.bound_points if p.table is Table.COIL}
+        commands = {c.address: c for c in self.regmap.commands if c.table == COIL}
+        points = {p.address: p for p in self.regmap.points if p.table == COIL}
         for offset, value in enumerate(values):
             command, point = commands.get(address + offset), points.get(address + offset)
             if command is not None:
@@ -249,21 +257,17 @@ class ModbusSim:
 
     def _write_registers(self, address: int, words: list[int], now: float) -> int | None:
         single = (address, words[0]) if len(words) == 1 else None
-        for command in self.regmap.bound_commands:
-            if (
-                command.table is Table.HOLDING_REGISTER
-                and (command.address, command.value) == single
-            ):
+        for command in self.regmap.commands:
+            if command.table == HOLDING_REGISTER and (command.address, command.value) == single:
                 return self.model.command(command.name, now)
         end, covered = address + len(words), 0
-        for point in self.regmap.bound_points:
-            if point.table is not Table.HOLDING_REGISTER or not point.writable:
+        for point in self.regmap.points:
+            if point.table != HOLDING_REGISTER or not point.writable:
                 continue
             if address <= point.address and point.address + point.count <= end:
                 start = point.address - address
-                try:  # the instrument refuses what it could not display either
-                    value = point.check(point.codec.decode(words[start : start + point.count]))
-                except (ImplausibleValue, ValueError):
+                value = point.value_of(words[start : start + point.count])
+                if not point.plausible(value):  # the instrument refuses what it cannot show
                     return ILLEGAL_VALUE
                 if code := self.model.write(point.name, value, now):
                     return code
@@ -359,7 +363,8 @@ def _bound_port(server: ModbusTcpServer) -> int:
 
 def _sim(default_map: str, model: Callable[[SimContext], InstrumentModel]) -> Any:
     def build(ctx: SimContext) -> ModbusSim:
-        return ModbusSim(ctx, load_map(str(ctx.options.get("map", default_map))), model(ctx))
+        regmap = modbus_map.load(str(ctx.options.get("map", default_map)))
+        return ModbusSim(ctx, regmap, model(ctx))
 
     return build
 

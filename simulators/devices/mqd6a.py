@@ -1,6 +1,7 @@
 """Simulated Mingquan MQD-6A headlamp tester (framed protocol).
 
-Speaks ``drivers.protocols.mqd6a`` in the tester role. The lamps come from
+Builds and parses its bytes itself (``simulators.wire.mqd6a``, from protocols.md §4.1;
+nothing of the driver's codec). The lamps come from
 ``scenario.vehicle.lamps``: on each side the outer lamp is the "main" lamp (high and low
 beam), the inner lamp the "auxiliary" one (high beam, four-lamp systems only).
 
@@ -32,30 +33,11 @@ import random
 from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
-from drivers.errors import ChecksumError, FrameError
-from drivers.framing import NEED_DATA
-from drivers.protocols.mqd6a import (
-    ADDRESS,
-    NAK_BYTE,
-    STATUS_CODES,
-    Cls,
-    Command,
-    DataDump,
-    Event,
-    EventKind,
-    LampRecord,
-    MainLampData,
-    Record,
-    Request,
-    RequestDecoder,
-    Slot,
-    encode_dump,
-    encode_event,
-    encode_main_lamp,
-)
 from simulators.base import SimContext, SimSpec
 from simulators.endpoint import SimLink
 from simulators.scenario import Lamp
+from simulators.wire import mqd6a as wire
+from simulators.wire.mqd6a import Beam
 
 TRAVEL_S: Final = 1.5  # the head moves in front of one side
 BEAM_S: Final = 2.0  # searching and measuring one beam
@@ -63,44 +45,41 @@ HOME_S: Final = 2.0  # back to the home position
 OFFSET_NOISE: Final = 10.0  # offset noise in tester units per unit of timing.noise
 HEIGHT_NOISE_MM: Final = 2.0
 MAX_OFFSET: Final = 9999.0
-STATUS: Final = {name: code for code, name in STATUS_CODES.items()}
 
-MEASURE_SIDES: Final[dict[Command, tuple[str, ...]]] = {
-    Command.MEASURE_LEFT: ("left",),
-    Command.LEFT_ONLY: ("left",),
-    Command.MEASURE_RIGHT: ("right",),
-    Command.RIGHT_ONLY: ("right",),
-    Command.MEASURE_FULL_TRAVEL: ("left", "right"),
+MEASURE_SIDES: Final[dict[tuple[int, int], tuple[str, ...]]] = {
+    wire.MEASURE_LEFT: ("left",),
+    wire.LEFT_ONLY: ("left",),
+    wire.MEASURE_RIGHT: ("right",),
+    wire.RIGHT_ONLY: ("right",),
+    wire.MEASURE_FULL_TRAVEL: ("left", "right"),
 }
-ABORTS: Final = frozenset({Command.STOP, Command.LEAVE_MEASURING, Command.LEAVE_ADJUST})
-SETTINGS: Final[dict[Command, tuple[str, Any]]] = {
-    Command.TWO_LAMPS: ("lamp_system", 2),
-    Command.FOUR_LAMPS: ("lamp_system", 4),
-    Command.HIGH_ONLY: ("beams", "high"),
-    Command.LOW_ONLY: ("beams", "low"),
-    Command.HIGH_AND_LOW: ("beams", "both"),
-    Command.HIGH_FIRST: ("high_first", True),
-    Command.LOW_FIRST: ("high_first", False),
+ABORTS: Final = frozenset({wire.STOP, wire.LEAVE_MEASURING, wire.LEAVE_ADJUST})
+SETTINGS: Final[dict[tuple[int, int], tuple[str, Any]]] = {
+    wire.TWO_LAMPS: ("lamp_system", 2),
+    wire.FOUR_LAMPS: ("lamp_system", 4),
+    wire.HIGH_ONLY: ("beams", "high"),
+    wire.LOW_ONLY: ("beams", "low"),
+    wire.HIGH_AND_LOW: ("beams", "both"),
+    wire.HIGH_FIRST: ("high_first", True),
+    wire.LOW_FIRST: ("high_first", False),
 }
 FINISH: Final = {
-    "main_high": EventKind.MAIN_HIGH_DONE,
-    "aux_high": EventKind.AUX_HIGH_DONE,
-    "low": EventKind.LOW_DONE,
+    "main_high": wire.MAIN_HIGH_DONE,
+    "aux_high": wire.AUX_HIGH_DONE,
+    "low": wire.LOW_DONE,
 }
+#: (side, beam) -> index in the dump: left main high, left aux high, left low, right ...
 SLOTS: Final = {
-    ("left", "main_high"): Slot.LEFT_MAIN_HIGH,
-    ("left", "aux_high"): Slot.LEFT_AUX_HIGH,
-    ("left", "low"): Slot.LEFT_LOW,
-    ("right", "main_high"): Slot.RIGHT_MAIN_HIGH,
-    ("right", "aux_high"): Slot.RIGHT_AUX_HIGH,
-    ("right", "low"): Slot.RIGHT_LOW,
+    (side, key): 3 * s + k
+    for s, side in enumerate(("left", "right"))
+    for k, key in enumerate(("main_high", "aux_high", "low"))
 }
 
 
 class Mqd6aSim:
     """The simulated tester; settings and records are kept across connections."""
 
-    nak: bytes = bytes((NAK_BYTE,))
+    nak: bytes = bytes((wire.NAK,))
 
     def __init__(self, ctx: SimContext) -> None:
         timing = ctx.scenario.timing
@@ -111,7 +90,7 @@ class Mqd6aSim:
         self.lamp_system = 2
         self.beams = "both"
         self.high_first = True
-        self.records: list[Record] = [None] * len(Slot)
+        self.records: list[Beam | None] = [None] * len(SLOTS)
         self.state = "ready_home"
         self.side = "left"  # where the head stands (measure in place)
         self.fail_next_measure = bool(ctx.options.get("measure_error", False))
@@ -120,62 +99,57 @@ class Mqd6aSim:
 
     async def handle(self, link: SimLink) -> None:
         """Serve one connection until cancelled; actions run beside the request loop."""
-        decoder = RequestDecoder()
+        buf = bytearray()  # line noise is skipped
         try:
             async with asyncio.TaskGroup() as group:
                 while True:
-                    decoder.feed(await link.read())
-                    while True:
-                        try:
-                            request = decoder.next_message()
-                        except ChecksumError:
+                    buf += await link.read()
+                    for request in wire.split_requests(buf):
+                        if not request.checksum_ok:
                             await self._send(link, self.nak)
-                            continue
-                        except FrameError:
-                            continue  # line noise
-                        if request is NEED_DATA:
-                            break
-                        await self._serve(request, link, group)
+                        else:
+                            await self._serve(request, link, group)
         finally:
             self._action = None
             if self.state == "busy":
                 self.state = "ready_away"
 
-    async def _serve(self, request: Request, link: SimLink, group: asyncio.TaskGroup) -> None:
-        if request.address != ADDRESS:
+    async def _serve(self, request: wire.Request, link: SimLink, group: asyncio.TaskGroup) -> None:
+        if request.address != wire.ADDRESS:
             return
-        command = request.command
+        command = request.kind
         if command in SETTINGS:
             name, value = SETTINGS[command]
             setattr(self, name, value)
         elif command in ABORTS:
             if self._action is not None:
                 self._action.cancel()
-        elif command in MEASURE_SIDES or command in (Command.MEASURE_IN_PLACE, Command.HOME):
+        elif command in MEASURE_SIDES or command in (wire.MEASURE_IN_PLACE, wire.HOME):
             await self._start(command, link, group)
-        elif command is not None and command.value[0] != Cls.SETTING:
-            await self._send(link, self._answer(command))
-        elif command is None:
+        elif command not in wire.KNOWN:
             await self._send(link, self.nak)
+        elif command[0] != wire.SETTING:  # known settings without an effect get no reply
+            await self._send(link, self._answer(command))
 
-    def _answer(self, command: Command) -> bytes:
-        if command == Command.GET_STATUS:
-            return encode_event(Event(Cls.MEASURE, STATUS[self.state]))
-        if command == Command.GET_ALL:
-            r = self.records
-            return encode_dump(DataDump((r[0], r[1], r[2], r[3], r[4], r[5])))
-        if command == Command.GET_LEFT_MAIN:
-            return encode_main_lamp(MainLampData("left", self.records[0], self.records[2]))
-        if command == Command.GET_RIGHT_MAIN:
-            return encode_main_lamp(MainLampData("right", self.records[3], self.records[5]))
+    def _answer(self, command: tuple[int, int]) -> bytes:
+        if command == wire.GET_STATUS:
+            return wire.event((wire.MEASURE, wire.STATUS_CODES[self.state]))
+        if command == wire.GET_ALL:
+            return wire.dump(self.records)
+        if command == wire.GET_LEFT_MAIN:
+            return wire.main_lamp("left", self.records[0], self.records[2])
+        if command == wire.GET_RIGHT_MAIN:
+            return wire.main_lamp("right", self.records[3], self.records[5])
         return self.nak  # aux / current data (format unknown), one lamp only
 
-    async def _start(self, command: Command, link: SimLink, group: asyncio.TaskGroup) -> None:
+    async def _start(
+        self, command: tuple[int, int], link: SimLink, group: asyncio.TaskGroup
+    ) -> None:
         if self._action is not None and not self._action.done():
             await self._send(link, self.nak)  # busy with another action
             return
         action: Callable[[], Coroutine[Any, Any, None]]
-        if command == Command.HOME:
+        if command == wire.HOME:
             action = lambda: self._home(link)  # noqa: E731
         else:
             sides = MEASURE_SIDES.get(command, (self.side,))
@@ -193,22 +167,22 @@ class Mqd6aSim:
     async def _home(self, link: SimLink) -> None:
         await self._sleep(HOME_S)
         self.state, self.side = "ready_home", "left"
-        await self._send(link, encode_event(EventKind.HOMED))
+        await self._send(link, wire.event(wire.HOMED))
 
     async def _measure(self, link: SimLink, sides: tuple[str, ...]) -> None:
         for side in sides:
             self.side = side
             for key in ("main_high", "aux_high", "low"):
-                self.records[SLOTS[side, key].value] = None
+                self.records[SLOTS[side, key]] = None
             await self._sleep(TRAVEL_S)
             for key in self.beam_order():
                 await self._sleep(BEAM_S)
                 failure = self._measure_beam(side, key)
                 if failure is not None:
                     self.state = "ready_away"
-                    await self._send(link, encode_event(failure))
+                    await self._send(link, wire.event(failure))
                     return
-                await self._send(link, encode_event(FINISH[key]))
+                await self._send(link, wire.event(FINISH[key]))
         self.state = "ready_away"
 
     def beam_order(self) -> list[str]:
@@ -220,15 +194,15 @@ class Mqd6aSim:
             return ["low"]
         return [*high, "low"] if self.high_first else ["low", *high]
 
-    def _measure_beam(self, side: str, key: str) -> EventKind | None:
+    def _measure_beam(self, side: str, key: str) -> tuple[int, int] | None:
         """Fill the beam's record; the error event when it cannot be measured."""
         if self.fail_next_measure:
             self.fail_next_measure = False
-            return EventKind.MEASURE_ERROR
+            return wire.MEASURE_ERROR
         lamp = self._lamp(side, key)
         if lamp is None or lamp.high_intensity_cd <= 0:
-            return EventKind.NO_LAMP
-        self.records[SLOTS[side, key].value] = self._record(lamp, high=key != "low")
+            return wire.NO_LAMP
+        self.records[SLOTS[side, key]] = self._record(lamp, high=key != "low")
         return None
 
     def _lamp(self, side: str, key: str) -> Lamp | None:
@@ -238,7 +212,7 @@ class Mqd6aSim:
             return self.lamps.left_inner if side == "left" else self.lamps.right_inner
         return self.lamps.left_outer if side == "left" else self.lamps.right_outer
 
-    def _record(self, lamp: Lamp, *, high: bool) -> LampRecord:
+    def _record(self, lamp: Lamp, *, high: bool) -> Beam:
         horizontal = lamp.high_horizontal_offset if high else lamp.low_horizontal_offset
         vertical = lamp.high_vertical_offset if high else lamp.low_vertical_offset
         spread = OFFSET_NOISE * self._noise
@@ -247,7 +221,7 @@ class Mqd6aSim:
             intensity = self._random.gauss(
                 lamp.high_intensity_cd, self._noise * lamp.high_intensity_cd
             )
-        return LampRecord(
+        return Beam(
             horizontal_offset=_clip(round(self._random.gauss(horizontal, spread), 1)),
             vertical_offset=_clip(round(self._random.gauss(vertical, spread), 1)),
             intensity_cd=max(0, round(intensity / 100) * 100),

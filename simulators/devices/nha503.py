@@ -1,6 +1,7 @@
 """Simulated Nanhua NHA-503 family petrol gas analyser.
 
-Speaks ``drivers.protocols.nha503`` in the device role; behaviour comes from the
+Builds and parses its bytes itself (``simulators.wire.nha503``, from protocols.md §1.1;
+nothing of the driver's codec); behaviour comes from the
 scenario's ``vehicle.petrol`` section and ``timing`` (every duration × ``time_scale``):
 
 - Warm-up: for ``timing.analyser_warmup_s`` the status is 2 (0x27 counts down, in
@@ -42,18 +43,6 @@ from typing import Any, Final, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from drivers.errors import ChecksumError, FrameError
-from drivers.framing import NEED_DATA
-from drivers.protocols import nha503 as nha
-from drivers.protocols.nha503 import (
-    NAK,
-    AnalyserStatus,
-    Command,
-    GasBlock,
-    IdleBlock,
-    Reply,
-    ResultCode,
-)
 from simulators.base import SimContext, SimSpec
 from simulators.devices.engine_script import DriverScript, DriverScriptOptions, EngineRegime
 from simulators.devices.loaded_exhaust import (
@@ -67,38 +56,40 @@ from simulators.devices.loaded_exhaust import (
 )
 from simulators.endpoint import SimLink
 from simulators.scenario import PetrolEngine
+from simulators.wire import nha503 as wire
+from simulators.wire.nha503 import GasBlock
 
 RISE_TAU_S: Final = 1.5  # first-order time constant of the bench (T90 ≈ 3.5 s)
 #: action -> (duration in scenario seconds, status byte while it runs)
 ACTIONS: Final = {
-    Command.ZERO: (5.0, AnalyserStatus.ZEROING),
-    Command.LEAK_CHECK: (8.0, AnalyserStatus.LEAK_CHECK),
-    Command.SPAN_CALIBRATE: (10.0, AnalyserStatus.CALIBRATING),
-    Command.GAS_CHECK: (10.0, AnalyserStatus.CALIBRATING),
+    wire.ZERO: (5.0, wire.ZEROING),
+    wire.LEAK_CHECK: (8.0, wire.STATUS_LEAK_CHECK),
+    wire.SPAN_CALIBRATE: (10.0, wire.CALIBRATING),
+    wire.GAS_CHECK: (10.0, wire.CALIBRATING),
 }
 PARAMETER_TIMEOUT_S: Final = 0.5  # the device forgets a two-phase command after this
 LAMBDA_MAX: Final = 9.99  # display limit; shown for air
 AMBIENT_TEMP_C: Final = 20.0
-AMBIENT: Final = nha.Ambient(AMBIENT_TEMP_C, 101.3, 50.0)  # °C, kPa, %RH of the simulated room
+AMBIENT: Final = (AMBIENT_TEMP_C, 101.3, 50.0)  # °C, kPa, %RH of the simulated room
 FLOW_PUMPING: Final = 100  # raw flow indicator while the pump runs (unit undocumented)
-WATER_TRAP_BIT: Final = 0x0040
-NO_RESULT: Final = IdleBlock(0, 0.0, 0.0, 0.0, 0, 0, 0.0, 0.0)  # 0x88 without a petrol engine
+#: 0x88 without a petrol engine
+NO_RESULT: Final = wire.IdleValues(wire.Gases(0, 0.0, 0.0, 0.0, 0), 0, 0.0, 0.0)
 
 
 class Flow(enum.IntEnum):
     """Where the pump draws from, by the command that selects it."""
 
-    OFF = Command.PUMP_OFF
-    PROBE = Command.PUMP_ON
-    AMBIENT = Command.AMBIENT_AIR
-    BACKFLUSH = Command.BACKFLUSH
+    OFF = wire.PUMP_OFF
+    PROBE = wire.PUMP_ON
+    AMBIENT = wire.AMBIENT_AIR
+    BACKFLUSH = wire.BACKFLUSH
 
 
 _FLOW_CODES: Final[frozenset[int]] = frozenset(Flow)
 #: gas-writing command -> the action that uses that gas
 _BOTTLE_FOR: Final = {
-    Command.WRITE_SPAN_GAS: Command.SPAN_CALIBRATE,
-    Command.WRITE_CHECK_GAS: Command.GAS_CHECK,
+    wire.WRITE_SPAN_GAS: wire.SPAN_CALIBRATE,
+    wire.WRITE_CHECK_GAS: wire.GAS_CHECK,
 }
 
 
@@ -184,15 +175,15 @@ class GasPath:
 class Action:
     """A running zero, leak check, span calibration or gas check."""
 
-    command: Command
+    command: int
     ends: float
-    outcome: ResultCode
+    outcome: int  # the result byte it ends with
 
 
 class Nha503Sim:
     """The simulated analyser: one connection at a time, state kept across connections."""
 
-    nak: bytes = bytes((NAK,))
+    nak: bytes = wire.byte(wire.NAK)
 
     def __init__(self, ctx: SimContext, clock: Callable[[], float] = time.monotonic) -> None:
         self.options = Nha503SimOptions.model_validate(ctx.options)
@@ -209,11 +200,11 @@ class Nha503Sim:
         self.low_flow = self.options.low_flow
         self.flow = Flow.OFF
         self.action: Action | None = None
-        self.bottles: dict[Command, GasBlock] = {}  # span/check gas by the action using it
-        self.sensor_references: dict[Command, float] = {}
-        self.settings: list[Command] = []  # plain acknowledged commands, in order
-        self._writing: Command | None = None  # two-phase command awaiting its block
-        self._ext_status = WATER_TRAP_BIT if self.options.water_trap_full else 0
+        self.bottles: dict[int, GasBlock] = {}  # span/check gas by the action using it
+        self.sensor_references: dict[int, float] = {}
+        self.settings: list[int] = []  # plain acknowledged commands, in order
+        self._writing: int | None = None  # two-phase command awaiting its block
+        self._ext_status = wire.WATER_TRAP_FULL if self.options.water_trap_full else 0
         self._warm_until = clock() + self._timing.analyser_warmup_s * self._scale
         self._path = GasPath(AIR, RISE_TAU_S * self._scale)
 
@@ -224,50 +215,46 @@ class Nha503Sim:
         self.regime = regime
         self._retarget(self._clock())
 
-    def status(self) -> AnalyserStatus:
+    def status(self) -> int:
         """The status byte the analyser would send now."""
         now = self._clock()
         if now < self._warm_until:
-            return AnalyserStatus.WARMING_UP
+            return wire.WARMING_UP
         if self.action is not None and now < self.action.ends:
             return ACTIONS[self.action.command][1]
         if self.flow is Flow.BACKFLUSH:
-            return AnalyserStatus.BACKFLUSH
-        return AnalyserStatus.READY if self.flow is Flow.OFF else AnalyserStatus.MEASURING
+            return wire.STATUS_BACKFLUSH
+        return wire.READY if self.flow is Flow.OFF else wire.MEASURING
 
     # --- service ----------------------------------------------------------------------
 
     async def handle(self, link: SimLink) -> None:
         """Serve one connection until cancelled."""
-        decoder = nha.RequestDecoder()
+        reader = wire.RequestReader()
         while True:
-            wait = PARAMETER_TIMEOUT_S if decoder.awaiting_parameters else None
+            wait = PARAMETER_TIMEOUT_S if reader.pending else None
             try:
                 async with asyncio.timeout(wait):
                     data = await link.read()
             except TimeoutError:
-                decoder.cancel_parameters()
+                reader.cancel()
                 continue
-            decoder.feed(data)
-            for reply in self._answers(decoder):
-                await link.send(nha.encode_reply(reply))
+            reader.feed(data)
+            for reply in self._answers(reader):
+                await link.send(reply)
 
-    def _answers(self, decoder: nha.RequestDecoder) -> list[Reply]:
-        replies: list[Reply] = []
-        while True:
-            try:
-                request = decoder.next_message()
-            except ChecksumError:
-                replies.append(nha.Result(ResultCode.FAILED))  # gas block checksum
-                continue
-            except FrameError:
-                replies.append(nha.Nak())  # unknown command byte
-                continue
-            if request is NEED_DATA:
-                return replies
-            replies.append(self._respond(request, decoder))
+    def _answers(self, reader: wire.RequestReader) -> list[bytes]:
+        replies: list[bytes] = []
+        while (request := reader.next()) is not None:
+            if isinstance(request, wire.BadGasBlock):
+                replies.append(wire.byte(wire.FAILED))
+            elif isinstance(request, wire.Command) and not request.known:
+                replies.append(self.nak)
+            else:
+                replies.append(self._respond(request, reader))
+        return replies
 
-    def _respond(self, request: nha.Request, decoder: nha.RequestDecoder) -> Reply:
+    def _respond(self, request: wire.Request, reader: wire.RequestReader) -> bytes:
         now = self._clock()
         if change := self._script.change(now, self.regime):  # the driver moved the pedal
             self.regime, since = change
@@ -276,74 +263,73 @@ class Nha503Sim:
             # the driver's step on the dyno changed the exhaust when it began
             since = engine.phase_since if engine.phase_since is not None else now
             self._retarget(min(now, since))
-        if isinstance(request, nha.CommandRequest):
-            return self._command(request.command, now, decoder)
+        if isinstance(request, wire.Command):
+            return self._command(request.code, now, reader)
         if isinstance(request, GasBlock) and self._writing in _BOTTLE_FOR:
             self.bottles[_BOTTLE_FOR[self._writing]] = request
-        elif isinstance(request, nha.ValueBlock) and self._writing is not None:
+        elif isinstance(request, wire.Value) and self._writing is not None:
             self.sensor_references[self._writing] = request.value
         self._writing = None
-        return nha.Result(ResultCode.OK)
+        return wire.byte(wire.OK)
 
-    def _command(self, command: Command, now: float, decoder: nha.RequestDecoder) -> Reply:
-        reads: dict[Command, Callable[[float], Reply]] = {
-            Command.READ_DATA: self._main_data,
-            Command.READ_DATA_OLD: self._main_data,
-            Command.READ_DATA_NEW: lambda t: self._main_data(t, self._ext_status),
-            Command.READ_AMBIENT: lambda _t: AMBIENT,
-            Command.READ_STATUS: lambda _t: nha.Status(self.status()),
-            Command.READ_WARMUP: self._warmup_left,
-            Command.READ_PEF: lambda _t: nha.Pef(self.options.pef),
-            Command.READ_TSI_RESULT: lambda _t: self._tsi_result(),
+    def _command(self, command: int, now: float, reader: wire.RequestReader) -> bytes:
+        reads: dict[int, Callable[[float], bytes]] = {
+            wire.READ_DATA: self._main_data,
+            wire.READ_DATA_OLD: self._main_data,
+            wire.READ_DATA_NEW: lambda t: self._main_data(t, self._ext_status),
+            wire.READ_AMBIENT: lambda _t: wire.ambient(*AMBIENT),
+            wire.READ_STATUS: lambda _t: wire.byte(self.status()),
+            wire.READ_WARMUP: self._warmup_left,
+            wire.READ_PEF: lambda _t: wire.pef(self.options.pef),
+            wire.READ_TSI_RESULT: lambda _t: self._tsi_result(),
         }
         if command in reads:
             return reads[command](now)
         warming = now < self._warm_until
         if command in ACTIONS:
-            return nha.Nak() if warming else self._action_step(command, now)
-        if nha.COMMANDS[command].parameters is not nha.ParameterKind.NONE:
-            decoder.expect_parameters(command)
+            return self.nak if warming else self._action_step(command, now)
+        if command in wire.PARAMETERS:
+            reader.expect(command)
             self._writing = command
         elif command in _FLOW_CODES:
             if warming:
-                return nha.Nak()
+                return self.nak
             self._script.on_flow(Flow(command) is Flow.PROBE, self.flow is Flow.PROBE, now)
             self.flow = Flow(command)
             self._retarget(now)
         else:
             self.settings.append(command)
-        return nha.Ack()
+        return wire.byte(wire.ACK)
 
     # --- actions ----------------------------------------------------------------------
 
-    def _action_step(self, command: Command, now: float) -> Reply:
+    def _action_step(self, command: int, now: float) -> bytes:
         action = self.action
         if action is None:
             ends = now + ACTIONS[command][0] * self._scale
             self.action = Action(command, ends, self._outcome(command))
             self._retarget(now)
             return self._in_progress(command, now)
-        if action.command is not command:
-            return nha.Nak()  # busy with another action
+        if action.command != command:
+            return self.nak  # busy with another action
         if now < action.ends:
             return self._in_progress(command, now)
         self.action = None
         self._retarget(now)
-        return nha.Result(action.outcome)
+        return wire.byte(action.outcome)
 
-    def _outcome(self, command: Command) -> ResultCode:
-        failed = {Command.ZERO: self.options.zero_fail, Command.LEAK_CHECK: self.leak}.get(
+    def _outcome(self, command: int) -> int:
+        failed = {wire.ZERO: self.options.zero_fail, wire.LEAK_CHECK: self.leak}.get(
             command, command not in self.bottles
         )
-        return ResultCode.FAILED if failed else ResultCode.OK
+        return wire.FAILED if failed else wire.OK
 
-    def _in_progress(self, command: Command, now: float) -> Reply:
-        if command not in (Command.SPAN_CALIBRATE, Command.GAS_CHECK):
-            return nha.Result(ResultCode.IN_PROGRESS)
+    def _in_progress(self, command: int, now: float) -> bytes:
+        if command not in (wire.SPAN_CALIBRATE, wire.GAS_CHECK):
+            return wire.byte(wire.IN_PROGRESS)
         g = self._bench(now)
-        return nha.CalibrationProgress(
-            round(g.hc_ppm), g.co_pct, g.co2_pct, g.o2_pct, round(g.no_ppm), self.options.pef
-        )
+        gases = wire.Gases(round(g.hc_ppm), g.co_pct, g.co2_pct, g.o2_pct, round(g.no_ppm))
+        return wire.progress(gases, self.options.pef)
 
     # --- gas path ---------------------------------------------------------------------
 
@@ -400,39 +386,35 @@ class Nha503Sim:
         rpm = self.petrol.high_idle_rpm if high else self.petrol.idle_rpm
         return round(self._noisy(rpm)), self.petrol.oil_temp_c
 
-    def _main_data(self, now: float, ext_status: int | None = None) -> nha.MainData:
+    def _main_data(self, now: float, ext_status: int | None = None) -> bytes:
         g = self._bench(now)
         rpm, oil = self._engine()
         flow = 0 if self.flow is Flow.OFF else FLOW_PUMPING
         if self.low_flow:
             flow //= 5
         lam = min(g.lambda_, LAMBDA_MAX)
-        return nha.MainData(
-            round(g.hc_ppm), g.co_pct, g.co2_pct, g.o2_pct, round(g.no_ppm),
-            rpm, oil, flow, 0, lam, ext_status,
-        )  # fmt: skip
+        gases = wire.Gases(round(g.hc_ppm), g.co_pct, g.co2_pct, g.o2_pct, round(g.no_ppm))
+        return wire.main_data(gases, rpm, oil, flow, 0, lam, ext_status)
 
-    def _warmup_left(self, now: float) -> nha.WarmupTime:
+    def _warmup_left(self, now: float) -> bytes:
         left = max(0.0, self._warm_until - now) / self._scale
-        return nha.WarmupTime(math.ceil(left))
+        return wire.warmup_left(math.ceil(left))
 
-    def _tsi_result(self) -> nha.TwoSpeedIdleResult:
+    def _tsi_result(self) -> bytes:
         petrol = self.petrol
         if petrol is None:
-            return nha.TwoSpeedIdleResult(NO_RESULT, NO_RESULT)
-        return nha.TwoSpeedIdleResult(
+            return wire.tsi_result(NO_RESULT, NO_RESULT)
+        return wire.tsi_result(
             _idle_block(petrol, EngineRegime.HIGH_IDLE, petrol.high_idle_rpm),
             _idle_block(petrol, EngineRegime.IDLE, petrol.idle_rpm),
         )
 
 
-def _idle_block(petrol: PetrolEngine, regime: EngineRegime, rpm: float) -> IdleBlock:
+def _idle_block(petrol: PetrolEngine, regime: EngineRegime, rpm: float) -> wire.IdleValues:
     """The stored two-speed-idle values at ``regime``: the scenario's own numbers."""
     g = exhaust(petrol, regime)
-    return IdleBlock(
-        round(g.hc_ppm), g.co_pct, g.co2_pct, g.o2_pct, round(g.no_ppm),
-        round(rpm), petrol.oil_temp_c, round(g.lambda_, 2),
-    )  # fmt: skip
+    gases = wire.Gases(round(g.hc_ppm), g.co_pct, g.co2_pct, g.o2_pct, round(g.no_ppm))
+    return wire.IdleValues(gases, round(rpm), petrol.oil_temp_c, round(g.lambda_, 2))
 
 
 def _factory(ctx: SimContext) -> Any:

@@ -52,6 +52,33 @@ def record(data: bytes) -> bytes:
     return body + bytes((sum8(body),))
 
 
+def realtime_record(power_kw: float, force_n: float, speed_kmh: float) -> bytes:
+    """The answer to ``C``: power ×100, force N and its tenths, speed ×100."""
+    tenths = round(force_n * 10)
+    data = struct.pack(
+        ">HHBH",
+        min(0xFFFF, round(power_kw * 100)),
+        tenths // 10,
+        tenths % 10,
+        min(0xFFFF, round(speed_kmh * 100)),
+    )
+    return record(data)
+
+
+def word_record(value: int) -> bytes:
+    """The answer to ``D`` (status word) and ``E`` (a variable)."""
+    return record(struct.pack(">H", value))
+
+
+def parse_request(frame: bytes) -> tuple[str, int, int, int] | None:
+    """cmd and p1-p3 of a 7-byte request; None when its length byte, checksum or cmd is
+    wrong (answered 0x15)."""
+    cmd = chr(frame[1])
+    if frame[2] != LENGTH or sum8(frame[:6]) != frame[6] or cmd not in COMMANDS:
+        return None
+    return cmd, frame[3], frame[4], frame[5]
+
+
 class Nhc03Sim:
     """The simulated controller; the rollers' state lives in the lane's plant."""
 
@@ -92,17 +119,17 @@ class Nhc03Sim:
         return self.silent
 
     def _answer(self, frame: bytes) -> bytes:
-        cmd = chr(frame[1])
-        if frame[2] != LENGTH or sum8(frame[:6]) != frame[6] or cmd not in COMMANDS:
+        request = parse_request(frame)
+        if request is None:
             return self.nak
+        cmd, p1, p2, p3 = request
         self.requests.append(cmd)
-        p1, p2, p3 = frame[3], frame[4], frame[5]
         if cmd == "C":
             return self._realtime()
         if cmd == "D":
-            return record(struct.pack(">H", self._status()))
+            return word_record(self._status())
         if cmd == "E":
-            return record(struct.pack(">H", self.variables.get(p1, 0)))
+            return word_record(self.variables.get(p1, 0))
         if cmd == "F":
             return self._write(p1, p2 << 8 | p3)
         return self._control(cmd)
@@ -165,16 +192,7 @@ class Nhc03Sim:
         plant.advance()
         speed = max(0.0, self._noisy(plant.speed_kmh))
         force = max(0.0, self._noisy(plant.pau_force_n))
-        tenths = round(force * 10)
-        power = force * speed / 3600
-        data = struct.pack(
-            ">HHBH",
-            min(0xFFFF, round(power * 100)),
-            tenths // 10,
-            tenths % 10,
-            min(0xFFFF, round(speed * 100)),
-        )
-        return record(data)
+        return realtime_record(force * speed / 3600, force, speed)
 
 
 def _factory(ctx: SimContext) -> Any:

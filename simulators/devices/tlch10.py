@@ -1,7 +1,8 @@
 """Simulated Jiangxing TLCH-10 speedometer tester (A-frame protocol).
 
-Speaks ``drivers.protocols.jx_aframe`` in the device role. A run follows the lane
-sequence of the vendor software (S4):
+Builds and parses its bytes itself (``simulators.wire.aframe``, from protocols.md §5.1;
+nothing of the driver's codec). A run follows the lane sequence of the vendor software
+(S4):
 
 - Power-on: lift up, rollers locked, speed 0, nothing latched.
 - START (0x66, clear/start): clears the latched speed and arms a run; S4 sends it while
@@ -26,21 +27,10 @@ import random
 from dataclasses import dataclass
 from typing import Any, Final
 
-from drivers.errors import ChecksumError, FrameError
-from drivers.framing import NEED_DATA
-from drivers.protocols.jx_aframe import (
-    MODEL_COMMANDS,
-    NAK_BYTE,
-    Ack,
-    Command,
-    Request,
-    RequestDecoder,
-    SpeedFrame,
-    encode_reply,
-)
 from simulators.base import SimContext, SimSpec
 from simulators.endpoint import SimLink
 from simulators.scenario import Speedometer
+from simulators.wire import aframe
 
 REACTION_S: Final = 1.0  # from the lift going down to the driver accelerating
 HOLD_S: Final = 0.5  # after pressing the button, before braking
@@ -75,7 +65,7 @@ class SpeedRun:
 class Tlch10Sim:
     """The simulated speedometer tester; state is kept across connections."""
 
-    nak: bytes = bytes((NAK_BYTE,))
+    nak: bytes = bytes((aframe.NAK,))
 
     def __init__(self, ctx: SimContext) -> None:
         timing = ctx.scenario.timing
@@ -92,39 +82,29 @@ class Tlch10Sim:
 
     async def handle(self, link: SimLink) -> None:
         """Serve one connection until cancelled."""
-        decoder = RequestDecoder()
+        buf = bytearray()  # line noise is skipped
         while True:
-            decoder.feed(await link.read())
-            while True:
-                try:
-                    request = decoder.next_message()
-                except ChecksumError:
-                    await link.send(self.nak)
-                    continue
-                except FrameError:
-                    continue  # line noise
-                if request is NEED_DATA:
-                    break
-                await link.send(self._answer(request))
+            buf += await link.read()
+            for command in aframe.split_requests(buf):
+                await link.send(self._answer(command))
 
-    def _answer(self, request: Request) -> bytes:
-        command = request.command
-        if command not in MODEL_COMMANDS["tlch10"]:
-            return self.nak
-        if command == Command.READ:
-            return encode_reply(self._reading())
-        if command == Command.START:
+    def _answer(self, command: int) -> bytes:
+        if command not in aframe.TLCH10_COMMANDS:
+            return self.nak  # also a request with a bad checksum
+        if command == aframe.READ:
+            return aframe.speed(*self._reading())
+        if command == aframe.START_TEST:
             self._arm()
-        elif command == Command.LIFT_DOWN:
+        elif command == aframe.LIFT_DOWN:
             self.lift_up = False
             if self._armed and self._run_started is None:
                 self._run_started = self._now()
-        elif command == Command.LIFT_UP:
+        elif command == aframe.LIFT_UP:
             self._elapsed()  # settles the latch before the rollers lock
             self.lift_up = True
             self._armed = False
             self._run_started = None
-        return encode_reply(Ack(command))
+        return aframe.ack(command)
 
     def _arm(self) -> None:
         self._armed = True
@@ -145,13 +125,14 @@ class Tlch10Sim:
             self._latched = True
         return elapsed
 
-    def _reading(self) -> SpeedFrame:
+    def _reading(self) -> tuple[float, float, bool]:
+        """Current speed, latched speed (0 until latched) and the latch flag, km/h."""
         elapsed = self._elapsed()
         speed = 0.0 if elapsed is None else self.run.speed_kmh(elapsed)
         if speed > 0:
             speed = max(0.0, self._random.gauss(speed, SPEED_NOISE * self._noise * speed))
         latched = self._latch_value if self._latched else 0.0
-        return SpeedFrame(round(speed, 1), latched, self._latched)
+        return round(speed, 1), latched, self._latched
 
 
 def _factory(ctx: SimContext) -> Any:

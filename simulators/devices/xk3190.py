@@ -1,6 +1,7 @@
 """Simulated Yaohua XK3190 weighing indicator under an axle-weighing plate.
 
-Speaks ``drivers.protocols.xk3190`` in the indicator role. What the plate carries comes
+Builds and parses its bytes itself (``simulators.wire.xk3190``, from protocols.md §5.4;
+nothing of the driver's codec). What the plate carries comes
 from the scenario's axle at ``position.axle_index``: its left wheel, right wheel or both
 (option ``side``, default "axle"). The weight over time, in device seconds (every
 duration scaled by ``timing.time_scale``):
@@ -29,23 +30,10 @@ import math
 import random
 from typing import Any, Final
 
-from drivers.errors import FrameError
-from drivers.framing import NEED_DATA
-from drivers.protocols.xk3190 import (
-    NAK_BYTE,
-    WEIGHT_COMMANDS,
-    Command,
-    CommandReply,
-    Request,
-    RequestDecoder,
-    Weight,
-    address_letter,
-    encode_continuous,
-    encode_reply,
-)
 from simulators.base import SimContext, SimSpec
 from simulators.endpoint import SimLink
 from simulators.scenario import Axle
+from simulators.wire import xk3190 as wire
 
 FRAME_PERIOD_S: Final = 0.1  # tF=0 output rate of the indicator (about 10 frames/s)
 LEAVE_S: Final = 0.5  # the previous axle rolls off the plate
@@ -106,7 +94,7 @@ class PlateModel:
 class Xk3190Sim:
     """The simulated indicator; the plate model is kept across connections."""
 
-    nak: bytes = bytes((NAK_BYTE,))
+    nak: bytes = bytes((wire.NAK,))
 
     def __init__(self, ctx: SimContext) -> None:
         options = ctx.options
@@ -117,7 +105,9 @@ class Xk3190Sim:
         if side not in ("left", "right", "axle"):
             raise ValueError(f"xk3190 sim: unknown side {side!r}")
         self.address: str = (
-            address_letter(ctx.address) if ctx.address is not None else options.get("address", "A")
+            wire.address_letter(ctx.address)
+            if ctx.address is not None
+            else options.get("address", "A")
         )
         self.unit_kg = UNIT_KG[options.get("unit", "kg")]
         self.decimals = int(options.get("decimals", 0))
@@ -127,15 +117,15 @@ class Xk3190Sim:
         self._epoch: float | None = None
         self.frames_sent = 0
 
-    def display(self) -> Weight:
-        """What the indicator shows now: the weight rounded to the division."""
+    def display(self) -> float:
+        """What the indicator shows now (display unit): the weight rounded to the division."""
         now = asyncio.get_running_loop().time()
         if self._epoch is None:
             self._epoch = now
         t = (now - self._epoch) / self._scale
         kg = self.plate.weight_kg(t) + self.plate.jitter(self.division_kg)
         shown = round(kg / self.division_kg) * self.division_kg
-        return Weight.from_value(shown / self.unit_kg, self.decimals)
+        return shown / self.unit_kg
 
     async def handle(self, link: SimLink) -> None:
         """Serve one connection until cancelled."""
@@ -146,35 +136,28 @@ class Xk3190Sim:
 
     async def _stream(self, link: SimLink) -> None:
         while True:
-            await link.send(encode_continuous(self.display()))
+            await link.send(wire.continuous(self.display(), self.decimals))
             self.frames_sent += 1
             await asyncio.sleep(FRAME_PERIOD_S * self._scale)
 
     async def _answer_requests(self, link: SimLink) -> None:
-        decoder = RequestDecoder()
+        buf = bytearray()  # corrupted requests and noise: an indicator stays silent
         while True:
-            decoder.feed(await link.read())
-            while True:
-                try:
-                    request = decoder.next_message()
-                except FrameError:
-                    continue  # corrupted or noise: an indicator stays silent
-                if request is NEED_DATA:
-                    break
-                reply = self._answer(request)
+            buf += await link.read()
+            for address, command in wire.split_requests(buf):
+                reply = self._answer(address, command)
                 if reply is not None:
                     await link.send(reply)
 
-    def _answer(self, request: Request) -> bytes | None:
-        if request.address != self.address:
+    def _answer(self, address: str, command: str) -> bytes | None:
+        if address != self.address:
             return None
-        command = request.command
-        if command == Command.HANDSHAKE:
-            return encode_reply(CommandReply(self.address, command))
-        if command not in WEIGHT_COMMANDS:
+        if command == wire.HANDSHAKE:
+            return wire.reply(self.address, command)
+        if command not in wire.WEIGHT_COMMANDS:
             return self.nak
-        weight = Weight(0, self.decimals) if command == Command.TARE else self.display()
-        return encode_reply(CommandReply(self.address, command, weight))
+        value = 0.0 if command == wire.TARE else self.display()
+        return wire.reply(self.address, command, (value, self.decimals))
 
 
 def _factory(ctx: SimContext) -> Any:

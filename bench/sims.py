@@ -26,8 +26,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from drivers.modbus.decode import Value
-from drivers.modbus.maps import load_map
 from simulators.base import LanePosition, SimContext
 from simulators.devices.jxgt2 import Jxgt2Sim
 from simulators.devices.modbus_sim import ModbusSim
@@ -35,6 +33,8 @@ from simulators.devices.nha503 import Nha503Sim
 from simulators.endpoint import PtyEndpoint, SimLink, TcpEndpoint, byte_time
 from simulators.faults import FaultPlan
 from simulators.scenario import Axle, Scenario, Timing, Vehicle, WheelBrake
+from simulators.wire.modbus_map import Value
+from simulators.wire.modbus_map import load as load_sim_map
 
 MAP_PATH: Final = Path(__file__).parent / "maps" / "bench_meter.yaml"
 ILLEGAL_FUNCTION: Final = 0x01
@@ -127,7 +127,7 @@ async def main(spec: dict[str, Any]) -> None:
     """Start what ``spec`` asks for, print the endpoints, serve stats until stdin closes."""
     scenario = brake_scenario(float(spec.get("brake_stream_s", 5.0)))
     position = LanePosition(axle_count=1)
-    regmap = load_map(MAP_PATH)
+    regmap = load_sim_map(str(MAP_PATH))
     endpoints: dict[str, Any] = {"modbus": []}
     models: list[BenchModel] = []
     line = LineStats()

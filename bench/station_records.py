@@ -148,7 +148,7 @@ class BenchGateway:
             public_key=self.sealer.public_key,
             ts=datetime.now(UTC),
         )
-        return state.model_dump_json().encode()
+        return self.sealer.sign_json(state.model_dump_json())  # a station believes signed ones
 
     def records(self, count: int, variant: str) -> list[bytes]:
         """The next ``count`` records of the chain, as published."""

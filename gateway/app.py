@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,8 +157,7 @@ class Gateway:
 
     def _signed(self, state: GatewayState) -> GatewayState:
         """The state signed by this gateway's key (the station believes no other)."""
-        signed = self.sealer.sign(json.loads(state.model_dump_json(exclude={"signature"})))
-        return state.model_copy(update={"signature": signed["signature"]})
+        return GatewayState.model_validate_json(self.sealer.sign_json(state.model_dump_json()))
 
     def birth(self) -> GatewayState:
         """The retained birth message, signed."""

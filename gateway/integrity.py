@@ -148,6 +148,11 @@ class Sealer:
         """``message`` with this gateway's ``signature`` (a state, say: see sign_message)."""
         return sign_message(message, self._key)
 
+    def sign_json(self, text: str | bytes) -> bytes:
+        """A JSON object (a state, say) with this gateway's ``signature``, as published."""
+        signed = self.sign({k: v for k, v in json.loads(text).items() if k != "signature"})
+        return json.dumps(signed, separators=(",", ":"), ensure_ascii=False).encode()
+
     def seal(self, record: dict[str, Any], prev_hash: str) -> Sealed:
         """Add ``prev_hash`` and ``signature`` to a record (parsed JSON, no ``replayed``)."""
         record = {**record, CANON_FIELD: CANON_JCS, "prev_hash": prev_hash}

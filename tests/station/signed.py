@@ -39,8 +39,7 @@ class SigningGateway:
             public_key=self.public_key if online else None,
             ts=datetime.now(UTC),
         )
-        signed = self.sealer.sign(json.loads(state.model_dump_json(exclude={"signature"})))
-        return json.dumps(signed).encode()
+        return self.sealer.sign_json(state.model_dump_json())
 
     def record(self, inspection_id: str = "44010012026112901", **fields: Any) -> bytes:
         """The next record of the chain, as published."""

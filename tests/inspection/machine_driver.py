@@ -62,6 +62,8 @@ class FakeLane:
     power: Callable[[float, FakeLane], float] | None = None
     commands: list[Command] = field(default_factory=list)
     says: list[Say] = field(default_factory=list)
+    #: procedure time of each Say, same order
+    said_at: list[float] = field(default_factory=list)
     control: tuple[str, float | None] = ("off", None)
     t_s: float = 0.0
     period_s: float | None = None
@@ -115,6 +117,7 @@ class FakeLane:
                     return action
                 if isinstance(action, Say):
                     self.says.append(action)
+                    self.said_at.append(self.t_s)
                 elif isinstance(action, SetClock):
                     self.period_s, self.reads, ticks = action.period_s, action.reads, 0
                 else:
@@ -141,3 +144,10 @@ class FakeLane:
 
     def steps(self) -> list[str]:
         return [s.step for s in self.says]
+
+    def when(self, step: str) -> float | None:
+        """Procedure time of the first ``step`` said, if any."""
+        for say, t in zip(self.says, self.said_at, strict=True):
+            if say.step == step:
+                return t
+        return None

@@ -19,6 +19,10 @@ _MODULES: tuple[str, ...] = (
     "drivers.devices.modbus_generic",
     "drivers.devices.jxgt2_brake",
     "drivers.devices.tlch10_speed",
+    "drivers.devices.xincheng_dyno",
+    "drivers.devices.nhc03_dyno",
+    "drivers.devices.flv1000_flowmeter",
+    "drivers.devices.elm327_obd",
 )
 
 

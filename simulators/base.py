@@ -29,6 +29,9 @@ class LanePosition:
     axle_index: int = 0
     axle_count: int = 1
     moves: int = field(default=0)
+    #: state the lane's simulators share by key, e.g. the dyno's roller physics
+    #: ("rollers", see ``simulators.devices.dyno_physics.plant_of``)
+    shared: dict[str, Any] = field(default_factory=dict)
 
     def advance(self) -> None:
         """Drive on to the next axle (wrapping round to the first: next vehicle)."""

@@ -29,6 +29,9 @@ DEFAULT_LANE: tuple[tuple[str, str], ...] = (
     ("analyser", "nha503"),
     ("opacimeter", "flb100"),
     ("speedometer", "tlch10"),
+    ("dyno", "xincheng"),
+    ("flowmeter", "flv1000"),
+    ("obd", "elm327"),
 )
 
 

@@ -19,6 +19,10 @@ _MODULES: tuple[str, ...] = (
     "simulators.devices.modbus_sim",
     "simulators.devices.jxgt2",
     "simulators.devices.tlch10",
+    "simulators.devices.xincheng",
+    "simulators.devices.nhc03",
+    "simulators.devices.flv1000",
+    "simulators.devices.elm327",
 )
 
 

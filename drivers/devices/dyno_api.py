@@ -35,7 +35,7 @@ CONTROL_MODES: Final[tuple[ControlMode, ...]] = ("off", "speed", "force", "power
 
 @dataclass(frozen=True, slots=True)
 class DynoReading(Reading):
-    """One snapshot (or one streamed frame) of the dyno."""
+    """One snapshot (or one streamed frame) of the dyno; scalar fields only (telemetry)."""
 
     speed_kmh: float
     force_n: float
@@ -50,7 +50,9 @@ class DynoReading(Reading):
     #: remote-control key latched by the controller (1-12), None = none or not reported
     remote_key: int | None = None
     #: live photocells 1, 2, 3 (XinCheng key byte D0-D2), None where not reported
-    photocells: tuple[bool, bool, bool] | None = None
+    photocell_1: bool | None = None
+    photocell_2: bool | None = None
+    photocell_3: bool | None = None
     #: ``time.monotonic()`` when the frame was decoded (streams: spacing of frames)
     received_s: float | None = None
 
@@ -153,13 +155,13 @@ class FlowReading(Reading):
 
 @dataclass(frozen=True, slots=True)
 class FlowStatus(Reading):
-    """The flowmeter's status flags (FLV-1000 0x88), raw bytes kept."""
+    """The flowmeter's status flags (FLV-1000 0x88), the three bytes kept as hex."""
 
     flow_out_of_range: bool
     pressure_abnormal: bool
     temperature_abnormal: bool
     o2_warming: bool
-    raw: tuple[int, int, int] = (0, 0, 0)
+    status_hex: str = "00 00 00"
 
     @property
     def ready(self) -> bool:

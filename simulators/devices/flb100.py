@@ -18,6 +18,9 @@ scenario's ``vehicle.diesel`` section and ``timing`` (every duration × ``time_s
   sampled (on each request) while it ran.
 - 0x0C enters linearity-check mode, where 0x0D reads the reference filter (option
   ``check_filter_n_pct``, default 50 %). 0x05 (linearity zero) is acknowledged.
+- On the dyno (a dyno simulator on the same lane, the scripted driver at the wheel): the
+  engine speed is the plant's; at full throttle K follows ``diesel.lug_down`` over roller
+  speed / VelMaxHP (``simulators.devices.loaded_exhaust``).
 - Unknown commands: bare NAK. Wrong DID or checksum: silence, like the instrument.
   Noise is Gaussian, ``timing.noise`` relative, seeded by ``timing.seed``.
 """
@@ -40,6 +43,7 @@ from drivers.framing import NEED_DATA
 from drivers.protocols import flb100 as flb
 from drivers.protocols.flb100 import Command, Response, StatusFlags
 from simulators.base import SimContext, SimSpec
+from simulators.devices.loaded_exhaust import engine_on_rollers, lug_down_full_load
 from simulators.endpoint import SimLink
 from simulators.scenario import DieselEngine
 
@@ -94,6 +98,7 @@ class Flb100Sim:
     def __init__(self, ctx: SimContext, clock: Callable[[], float] = time.monotonic) -> None:
         self.options = Flb100SimOptions.model_validate(ctx.options)
         self.diesel: DieselEngine | None = ctx.scenario.vehicle.diesel
+        self.position = ctx.position
         self.did = flb.DID if ctx.address is None else ctx.address
         timing = ctx.scenario.timing
         self._noise = timing.noise
@@ -143,6 +148,12 @@ class Flb100Sim:
         k = 0.0 if self.warming(now) else base + (peak - base) * swing * swing
         rpm = diesel.idle_rpm + (diesel.max_rpm - diesel.idle_rpm) * swing
         gas_temp = GAS_TEMP_IDLE_C + GAS_TEMP_RISE_C * swing
+        engine = engine_on_rollers(self.position)
+        if engine is not None:  # driven on the lane's dyno: its speed, its load's smoke
+            rpm = engine.engine_rpm
+            full = lug_down_full_load(diesel, engine)
+            if full is not None and not self.warming(now):
+                k, gas_temp = full[0], GAS_TEMP_IDLE_C + GAS_TEMP_RISE_C
         return flb.Realtime(
             round(k, 2),
             round(opacity_pct(k), 1),

@@ -23,6 +23,10 @@ scenario's ``vehicle.petrol`` section and ``timing`` (every duration × ``time_s
   block with a bad checksum is answered 0x01. Unknown command bytes: NAK.
 - 0x88: the two-speed-idle result assembled from the scenario (zeros without a petrol
   section). Option ``water_trap_full`` sets the 0x2C flag.
+- On the dyno (a dyno simulator on the same lane, the scripted driver at the wheel):
+  the engine speed is the plant's, and the probe sees the scenario's exhaust for the
+  driver's phase (``petrol.loaded``: ASM 5025 / 2540, VMAS) or, for a diesel at full
+  throttle, NO per ``diesel.lug_down`` (``simulators.devices.loaded_exhaust``).
 """
 
 from __future__ import annotations
@@ -52,6 +56,15 @@ from drivers.protocols.nha503 import (
 )
 from simulators.base import SimContext, SimSpec
 from simulators.devices.engine_script import DriverScript, DriverScriptOptions, EngineRegime
+from simulators.devices.loaded_exhaust import (
+    DIESEL_CO2_PCT,
+    DIESEL_CO_PCT,
+    DIESEL_HC_PPM,
+    DIESEL_O2_PCT,
+    engine_on_rollers,
+    lug_down_full_load,
+    petrol_loaded_gas,
+)
 from simulators.endpoint import SimLink
 from simulators.scenario import PetrolEngine
 
@@ -184,6 +197,8 @@ class Nha503Sim:
     def __init__(self, ctx: SimContext, clock: Callable[[], float] = time.monotonic) -> None:
         self.options = Nha503SimOptions.model_validate(ctx.options)
         self.petrol = ctx.scenario.vehicle.petrol
+        self.diesel = ctx.scenario.vehicle.diesel
+        self.position = ctx.position
         self._timing = ctx.scenario.timing
         self._scale = self._timing.time_scale
         self._random = random.Random(self._timing.seed)
@@ -257,6 +272,8 @@ class Nha503Sim:
         if change := self._script.change(now, self.regime):  # the driver moved the pedal
             self.regime, since = change
             self._retarget(since)
+        elif engine_on_rollers(self.position) is not None:  # the load on the dyno moves the gas
+            self._retarget(now)
         if isinstance(request, nha.CommandRequest):
             return self._command(request.command, now, decoder)
         if isinstance(request, GasBlock) and self._writing in _BOTTLE_FOR:
@@ -333,10 +350,30 @@ class Nha503Sim:
         action = self.action
         if action is not None and action.command in self.bottles:
             return bottle(self.bottles[action.command], self.options.pef), 0.0
-        if action is None and self.flow is Flow.PROBE and self.petrol is not None:
-            delay = self.petrol.response_delay_s * self._scale
-            return exhaust(self.petrol, self.regime), delay
+        if action is None and self.flow is Flow.PROBE:
+            loaded = self._loaded_exhaust()
+            if loaded is not None:
+                return (
+                    loaded,
+                    0.0 if self.petrol is None else self.petrol.response_delay_s * self._scale,
+                )
+            if self.petrol is not None:
+                delay = self.petrol.response_delay_s * self._scale
+                return exhaust(self.petrol, self.regime), delay
         return AIR, 0.0
+
+    def _loaded_exhaust(self) -> Gases | None:
+        """The exhaust of the car driven on the lane's dyno, when the scenario gives it."""
+        engine = engine_on_rollers(self.position)
+        gas = petrol_loaded_gas(self.petrol, engine)
+        if gas is not None:
+            g = Gases(gas.hc_ppm, gas.co_pct, gas.co2_pct, gas.o2_pct, gas.no_ppm, 0.0)
+            return g._replace(lambda_=brettschneider(g))
+        full = lug_down_full_load(self.diesel, engine)
+        if full is not None:
+            g = Gases(DIESEL_HC_PPM, DIESEL_CO_PCT, DIESEL_CO2_PCT, DIESEL_O2_PCT, full[1], 0.0)
+            return g._replace(lambda_=brettschneider(g))
+        return None
 
     def _retarget(self, now: float) -> None:
         target, delay = self._inlet()
@@ -351,6 +388,10 @@ class Nha503Sim:
 
     def _engine(self) -> tuple[int, float]:
         """Engine speed and oil temperature (no engine: 0 r/min, probe at ambient)."""
+        on_rollers = engine_on_rollers(self.position)
+        if on_rollers is not None:
+            oil = self.petrol.oil_temp_c if self.petrol is not None else AMBIENT_TEMP_C
+            return round(self._noisy(on_rollers.engine_rpm)), oil
         if self.petrol is None:
             return 0, AMBIENT_TEMP_C
         high = self.regime is EngineRegime.HIGH_IDLE

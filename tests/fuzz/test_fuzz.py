@@ -17,7 +17,17 @@ from pydantic import ValidationError
 
 from drivers.errors import FrameError, LocalProtocolError
 from drivers.framing import NEED_DATA, FrameDecoder
-from drivers.protocols import flb100, jx_aframe, mqd6a, nha503, xk3190
+from drivers.protocols import (
+    elm327,
+    flb100,
+    flv1000,
+    jx_aframe,
+    mqd6a,
+    nha503,
+    nhc03,
+    xincheng,
+    xk3190,
+)
 from gateway.config import load_config
 from gateway.errors import ConfigError
 from gateway.inspection.order import InspectionOrder
@@ -56,6 +66,16 @@ DECODERS: dict[str, Callable[[], FrameDecoder[Any]]] = {
     "flb100-response": flb100.ResponseDecoder,
     "flb100-request": flb100.RequestDecoder,
     **_nha503_decoders(),
+    "xincheng-response": xincheng.ResponseDecoder,
+    "xincheng-command": xincheng.CommandDecoder,
+    "nhc03-request": nhc03.RequestDecoder,
+    "nhc03-reply-realtime": lambda: nhc03.ReplyDecoder(nhc03.Cmd.REALTIME),
+    "nhc03-reply-status": lambda: nhc03.ReplyDecoder(nhc03.Cmd.STATUS),
+    "nhc03-reply-ack": lambda: nhc03.ReplyDecoder(nhc03.Cmd.LIFT_UP),
+    "flv1000-reply": flv1000.ReplyDecoder,
+    "flv1000-request": flv1000.RequestDecoder,
+    "elm327-reply": elm327.PromptDecoder,
+    "elm327-command": elm327.CommandDecoder,
 }
 
 

@@ -7,8 +7,9 @@ States (``TRANSITIONS``)::
     STABILISING .. TESTING -> ACCELERATING   (speed or load out of tolerance: restart)
     ACCELERATING .. TESTING -> STOPPING      (fast pass, verdict, or invalid)
 
-Per mode: the driver accelerates to the mode's speed; once there the dyno holds the load
-P = RM/148 (5025) or RM/185 kW (2540); 5 s of speed stabilisation, 10 s of data sync,
+Per mode: the driver accelerates to the mode's speed; the dyno holds the load P = RM/148
+(5025, applied once the car is at speed) or RM/185 kW (2540, applied as the driver
+accelerates from 25 km/h); 5 s of speed stabilisation, 10 s of data sync,
 a 10-s fast-check window and the 65-s test follow. Each second the raw HC, CO, NO are
 corrected for dilution (DF) and NO also for humidity (kH). If every corrected mean of the
 fast-check window is at most half its limit the mode passes at once (a fast pass at 5025
@@ -200,14 +201,20 @@ class AsmMachine(DynoTest[State]):
         ]
 
     def _accelerate(self, t_s: float) -> list[Action]:
+        """Prompt the driver; after the first mode the next mode's load goes on at once
+        (the car is already rolling: the driver accelerates against it)."""
         self.go(State.ACCELERATING, t_s)
         mode = self.mode
-        return [
+        actions: list[Action] = [
             Say(
                 "asm_accelerate", f"ASM{mode.name}: accelerate to {mode.speed_kmh:.0f} km/h",
                 {"mode": mode.name, "target_kmh": mode.speed_kmh, "load_kw": mode.load_kw},
             )
         ]  # fmt: skip
+        if self.mode_index > 0 and not self.attempt.loaded:
+            self.attempt.loaded = True
+            actions.append(Command("dyno", "set_constant_power", (mode.load_kw,)))
+        return actions
 
     def _sample(self, event: Sample) -> list[Action]:
         t_s, readings = event.t_s, event.readings

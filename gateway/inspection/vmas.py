@@ -5,7 +5,8 @@ States (``TRANSITIONS``)::
     IDLE -> PRECHECK -> WAITING -> RUNNING -> STOPPING -> DONE
     WAITING / RUNNING -> STOPPING      (invalid: never at rest, driver out of the band)
 
-The dyno simulates the vehicle's road load and inertia (reference mass); the driver
+From the start of the cycle the dyno simulates the vehicle's road load and inertia
+(reference mass, ``RoadLoad``); the driver
 follows the 195-s ECE R15 trace (``vmas-ece15-trace.yaml``) shown on the live view with
 its tolerance band (±2 km/h, ±1 s) and the target a few seconds ahead. Out of the band
 for more than 2 s in a row or 15 s in all invalidates the run (aborted, never failed).
@@ -198,7 +199,7 @@ class VmasMachine(DynoTest[State]):
             Command("analyser", "zero"),
             Command("analyser", "pump_on"),
             Command("dyno", "lift", (False,)),
-            Command("dyno", "set_road_load", (self.road_load,)),
+            Command("dyno", "control_off"),
             Say("vmas_probe_in", "insert the probe and connect the flowmeter hose"),
             SetClock(SAMPLE_S, reads),
             Say("vmas_waiting", "engine at idle, wheels still: the cycle starts at rest"),
@@ -221,7 +222,8 @@ class VmasMachine(DynoTest[State]):
             self.go(State.RUNNING, t_s)
             self.t0 = t_s
             return [
-                Say("vmas_start", f"VMAS cycle starts: follow the trace ({self.cycle_s:.0f} s)")
+                Command("dyno", "set_road_load", (self.road_load,)),
+                Say("vmas_start", f"VMAS cycle starts: follow the trace ({self.cycle_s:.0f} s)"),
             ]
         timeout = self.table.number("vmas_start_timeout_s")
         if self.in_state_s(t_s) >= timeout:

@@ -258,13 +258,18 @@ def max_power_point(points: Sequence[ScanPoint]) -> ScanPoint:
     return max(points, key=lambda p: p.power_kw)
 
 
-def scan_finished(points: Sequence[ScanPoint], drop: float) -> bool:
-    """Whether power has fallen ``drop`` (0.2 = 20 %) below the maximum after it."""
+def scan_finished(points: Sequence[ScanPoint], drop: float, end_speed_ratio: float) -> bool:
+    """Whether the scan is past the peak: power has fallen ``drop`` (0.2 = 20 %) below the
+    maximum after it, or the speed is below ``end_speed_ratio`` of the peak's speed (the
+    80 % point is then behind it too)."""
     if len(points) < 2:
         return False
     best = max_power_point(points)
     after = points[points.index(best) + 1 :]
-    return best.power_kw > 0 and any(p.power_kw <= (1 - drop) * best.power_kw for p in after)
+    if best.power_kw <= 0 or not after:
+        return False
+    dropped = any(p.power_kw <= (1 - drop) * best.power_kw for p in after)
+    return dropped or after[-1].speed_kmh < end_speed_ratio * best.speed_kmh
 
 
 # --- dyno checks -------------------------------------------------------------------------------

@@ -10,8 +10,8 @@ The driver selects the gear giving about 70 km/h at full throttle and keeps the 
 floored. Once the unloaded speed is steady the dyno lowers the roller speed step by step
 (constant-speed control, ``lug_down_scan_rate_kmh_s``) while the wheel power is recorded
 and corrected to reference conditions (α); the scan ends when the power has fallen 20 %
-below its maximum. The speed of maximum power is VelMaxHP. The dyno then holds 100 % and
-80 % of VelMaxHP in turn: after stabilising, k (opacimeter) is averaged at both points,
+below its maximum or the speed is below 75 % of the speed of maximum power. The speed of
+maximum power is VelMaxHP. The dyno then holds 100 % and 80 % of VelMaxHP in turn: after stabilising, k (opacimeter) is averaged at both points,
 NOx (analyser) at 80 % (and recorded at 100 %), and the engine's 9-s mean speed at 100 %
 is checked against the rated speed. Judged: k100, k80 and NOx80 against limit set a or b,
 and the corrected maximum wheel power against 40 % of the rated power (``gb3847-2018``).
@@ -265,7 +265,10 @@ class LugDownMachine(DynoTest[State]):
         point = ScanPoint(dyno.speed_kmh, round(dyno.power_kw * self.alpha, 3))
         self.scan.append(point)
         self.raw_at[point.speed_kmh] = dyno.power_kw
-        if scan_finished(self.scan, self.table.number("lug_down_scan_end_power_drop")):
+        n = self.table.number
+        if scan_finished(
+            self.scan, n("lug_down_scan_end_power_drop"), n("lug_down_scan_end_speed_ratio")
+        ):
             best = max_power_point(self.scan)
             return self._to(
                 t_s, best.speed_kmh * self.table.number("lug_down_point_ratio_100"), "100"

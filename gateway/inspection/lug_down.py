@@ -11,9 +11,10 @@ floored. Once the unloaded speed is steady the dyno lowers the roller speed step
 (constant-speed control, ``lug_down_scan_rate_kmh_s``) while the wheel power is recorded
 and corrected to reference conditions (α); the scan ends when the power has fallen 20 %
 below its maximum or the speed is below 75 % of the speed of maximum power. The speed of
-maximum power is VelMaxHP. The dyno then holds 100 % and 80 % of VelMaxHP in turn: after stabilising, k (opacimeter) is averaged at both points,
-NOx (analyser) at 80 % (and recorded at 100 %), and the engine's 9-s mean speed at 100 %
-is checked against the rated speed. Judged: k100, k80 and NOx80 against limit set a or b,
+maximum power is VelMaxHP. The dyno then holds 100 % and 80 % of VelMaxHP in turn:
+after stabilising, k (opacimeter) is averaged at both points, NOx (analyser) at 80 %
+(and recorded at 100 %), and the engine's 9-s mean speed at 100 % is checked against the
+rated speed. Judged: k100, k80 and NOx80 against limit set a or b,
 and the corrected maximum wheel power against 40 % of the rated power (``gb3847-2018``).
 """
 

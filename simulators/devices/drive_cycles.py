@@ -8,16 +8,16 @@ description as (time s, speed km/h) corners joined by straight lines:
 0-11 s      idle
 11-28 s     0→15 km/h in 4 s, 15 km/h for 8 s, 15→10 in 2 s, 10→0 in 3 s
 28-49 s     idle
-49-99 s     0→15 in 5 s, gear change 2 s, 15→32 in 5 s, 32 for 24 s,
-            32→10 in 11 s, 10→0 in 3 s
-99-117 s    idle
+49-96 s     0→15 in 5 s, gear change 2 s, 15→32 in 5 s, 32 for 24 s,
+            32→10 in 8 s (−0.75 m/s²), 10→0 in 3 s
+96-117 s    idle
 117-188 s   0→15 in 5 s, gear change 2 s, 15→35 in 9 s, gear change 2 s,
             35→50 in 8 s, 50 for 12 s, 50→35 in 8 s, 35 for 13 s,
             gear change 2 s (35→32), 32→10 in 7 s, 10→0 in 3 s
 188-195 s   idle
 ==========  ===========================================================
 
-Driven exactly it covers 1.03 km (the cycle is stated as 1.013 km; the gear-change corners
+Driven exactly it covers 1.015 km (the cycle is stated as 1.013 km; the gear-change corners
 here are straight lines, which adds a little).
 """
 
@@ -30,7 +30,7 @@ from typing import Final
 
 VMAS: Final[tuple[tuple[float, float], ...]] = (
     (0, 0), (11, 0), (15, 15), (23, 15), (25, 10), (28, 0),
-    (49, 0), (54, 15), (56, 15), (61, 32), (85, 32), (96, 10), (99, 0),
+    (49, 0), (54, 15), (56, 15), (61, 32), (85, 32), (93, 10), (96, 0),
     (117, 0), (122, 15), (124, 15), (133, 35), (135, 35), (143, 50), (155, 50),
     (163, 35), (176, 35), (178, 32), (185, 10), (188, 0), (195, 0),
 )  # fmt: skip

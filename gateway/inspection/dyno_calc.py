@@ -258,6 +258,19 @@ def max_power_point(points: Sequence[ScanPoint]) -> ScanPoint:
     return max(points, key=lambda p: p.power_kw)
 
 
+def smoothed(points: Sequence[ScanPoint], width: int) -> list[ScanPoint]:
+    """Power as a centred moving average over ``width`` points (fewer at the ends), speeds
+    kept: a flat peak and sensor noise do not throw VelMaxHP about."""
+    if width < 1:
+        raise ValueError("width must be at least 1")
+    half = width // 2
+    out = []
+    for i, point in enumerate(points):
+        window = points[max(0, i - half) : i + half + 1]
+        out.append(ScanPoint(point.speed_kmh, sum(p.power_kw for p in window) / len(window)))
+    return out
+
+
 def scan_finished(points: Sequence[ScanPoint], drop: float, end_speed_ratio: float) -> bool:
     """Whether the scan is past the peak: power has fallen ``drop`` (0.2 = 20 %) below the
     maximum after it, or the speed is below ``end_speed_ratio`` of the peak's speed (the

@@ -54,6 +54,9 @@ class MachineItem:
         """Check the order; the machine and the limit set it judges by."""
         raise NotImplementedError
 
+    def configure(self, machine: ProcedureMachine, devices: dict[str, Any]) -> None:
+        """Give the machine what it needs to know of the devices (default: nothing)."""
+
     async def run(self, ctx: ItemContext) -> ItemOutcome:
         """Run the machine on the lane's devices and judge."""
         machine, limit_set = self.prepare(ctx)
@@ -65,6 +68,7 @@ class MachineItem:
             devices: dict[str, Any] = {}
             for role, device_class in self.roles:
                 devices[role] = await stack.enter_async_context(ctx.hold(device_class))
+            self.configure(machine, devices)
             finish = await drive(machine, devices, say, ctx.time_scale)
         return ItemOutcome(
             finish.verdict,
@@ -143,9 +147,14 @@ class LugDownItem(MachineItem):
         table = load_table("gb3847-2018")
         machine = LugDownMachine(
             table, formulas(), order.rated_power_kw, order.rated_speed_rpm,
-            order.emission_limit_set,
+            order.emission_limit_set, table.number("lug_down_sample_interval_s"),
         )  # fmt: skip
         return machine, f"{table.name} limit {order.emission_limit_set}"
+
+    def configure(self, machine: ProcedureMachine, devices: dict[str, Any]) -> None:
+        """The dyno's base inertia, for the scan's inertia compensation."""
+        assert isinstance(machine, LugDownMachine)
+        machine.base_inertia_kg = float(devices["dyno"].base_inertia_kg)
 
 
 class ObdItem(MachineItem):

@@ -4,12 +4,14 @@ States (``TRANSITIONS``)::
 
     IDLE -> PRECHECK -> FULL_THROTTLE -> SCANNING -> TO_POINT -> STABILISING -> SAMPLING
          -> TO_POINT (80 %) -> STABILISING -> SAMPLING -> STOPPING -> DONE
+    STABILISING -> TO_POINT               (speed left the band: settle again, within 30 s)
     FULL_THROTTLE .. SAMPLING -> STOPPING    (invalid: wrong gear, no peak, speed not held)
 
 The driver selects the gear giving about 70 km/h at full throttle and keeps the pedal
 floored. Once the unloaded speed is steady the dyno lowers the roller speed step by step
 (constant-speed control, ``lug_down_scan_rate_kmh_s``) while the wheel power is recorded
-and corrected to reference conditions (α); the scan ends when the power has fallen 20 %
+(the PAU's power less what the slowing rollers' inertia gives it) and corrected to
+reference conditions (α); the scan ends when the power has fallen 20 %
 below its maximum or the speed is below 75 % of the speed of maximum power. The speed of
 maximum power is VelMaxHP. The dyno then holds 100 % and 80 % of VelMaxHP in turn:
 after stabilising, k (opacimeter) is averaged at both points, NOx (analyser) at 80 %
@@ -27,7 +29,13 @@ from typing import Any, Final, Protocol
 from drivers.devices.dyno_api import DynoReading
 from drivers.devices.flb100_opacimeter import Mode
 from drivers.protocols.flb100 import StatusFlags
-from gateway.inspection.dyno_calc import Formulas, ScanPoint, max_power_point, scan_finished
+from gateway.inspection.dyno_calc import (
+    Formulas,
+    ScanPoint,
+    max_power_point,
+    scan_finished,
+    smoothed,
+)
 from gateway.inspection.dyno_common import DynoTest, LoadedGas, judge_scaled, mean
 from gateway.inspection.emissions_calc import limit_key
 from gateway.inspection.items import overall
@@ -87,7 +95,7 @@ TRANSITIONS: Final = {
     State.FULL_THROTTLE: frozenset({State.SCANNING, State.STOPPING}),
     State.SCANNING: frozenset({State.TO_POINT, State.STOPPING}),
     State.TO_POINT: frozenset({State.STABILISING, State.STOPPING}),
-    State.STABILISING: frozenset({State.SAMPLING, State.STOPPING}),
+    State.STABILISING: frozenset({State.SAMPLING, State.TO_POINT, State.STOPPING}),
     State.SAMPLING: frozenset({State.TO_POINT, State.STOPPING}),
     State.STOPPING: frozenset({State.DONE}),
 }
@@ -132,9 +140,13 @@ class LugDownMachine(DynoTest[State]):
         self.v_start = 0.0
         self.scan_t0 = 0.0
         self.scan: list[ScanPoint] = []
-        self.raw_at: dict[float, float] = {}  # speed -> uncorrected power of scan points
         self.points: list[Point] = []
         self.alpha = 1.0
+        self.unsettled = 0  # times a point's speed left the band while stabilising
+        self.point_since_s = 0.0
+        #: the dyno's base inertia: its deceleration adds to the PAU's power during the
+        #: scan and is taken off (set by the item from the dyno; 0 = no compensation)
+        self.base_inertia_kg = 0.0
         self.parameters = {
             "rated_power_kw": rated_power_kw, "rated_speed_rpm": rated_speed_rpm,
             "limit_set": limit_set, "interval_s": sample_s,
@@ -258,24 +270,38 @@ class LugDownMachine(DynoTest[State]):
             )
         return []
 
+    def best(self) -> ScanPoint:
+        """VelMaxHP and MaxHP: the maximum of the smoothed power scan."""
+        width = round(self.table.number("lug_down_scan_smoothing_s") / self.sample_s)
+        return max_power_point(smoothed(self.scan, max(1, width)))
+
     def _scan_target(self, t_s: float) -> float:
         rate = self.table.number("lug_down_scan_rate_kmh_s")
         return round(self.v_start - rate * (t_s - self.scan_t0), 2)
 
+    def inertia_kw(self, speed_kmh: float) -> float:
+        """Power the rollers' inertia gives to the PAU as the scan slows them at its rate
+        (negative, kW): the commanded ramp, not the noisy difference of two readings."""
+        decel_ms2 = self.table.number("lug_down_scan_rate_kmh_s") / 3.6
+        return -self.base_inertia_kg * decel_ms2 * speed_kmh / 3.6 / 1000.0
+
     def _scanning(self, t_s: float, dyno: DynoReading, *_: Any) -> list[Action]:
-        point = ScanPoint(dyno.speed_kmh, round(dyno.power_kw * self.alpha, 3))
+        wheel = dyno.power_kw + self.inertia_kw(dyno.speed_kmh)
+        point = ScanPoint(dyno.speed_kmh, round(wheel * self.alpha, 3))
         self.scan.append(point)
-        self.raw_at[point.speed_kmh] = dyno.power_kw
         n = self.table.number
+        width = max(1, round(n("lug_down_scan_smoothing_s") / self.sample_s))
         if scan_finished(
-            self.scan, n("lug_down_scan_end_power_drop"), n("lug_down_scan_end_speed_ratio")
+            smoothed(self.scan, width),
+            n("lug_down_scan_end_power_drop"),
+            n("lug_down_scan_end_speed_ratio"),
         ):
-            best = max_power_point(self.scan)
+            best = self.best()
             return self._to(
                 t_s, best.speed_kmh * self.table.number("lug_down_point_ratio_100"), "100"
             )
         if dyno.speed_kmh < self.table.number("lug_down_scan_min_speed_ratio") * self.v_start:
-            best = max_power_point(self.scan)
+            best = self.best()
             return self._invalid(
                 t_s,
                 f"power scan found no peak: power did not fall after {best.power_kw:.1f} kW "
@@ -287,7 +313,8 @@ class LugDownMachine(DynoTest[State]):
         speed = round(speed_kmh, 2)
         self.points.append(Point(label, speed))
         self.go(State.TO_POINT, t_s)
-        best = max_power_point(self.scan)
+        self.point_since_s = t_s
+        best = self.best()
         return [
             Say(f"lug_to_{label}", f"{label} % VelMaxHP: {speed:.1f} km/h",
                 {"point": label, "target_kmh": speed, "vel_max_hp_kmh": best.speed_kmh,
@@ -304,7 +331,7 @@ class LugDownMachine(DynoTest[State]):
             self.go(State.STABILISING, t_s)
             return []
         timeout = self.table.number("lug_down_reach_point_timeout_s")
-        if self.in_state_s(t_s) >= timeout:
+        if t_s - self.point_since_s >= timeout:
             point = self.points[-1]
             return self._invalid(
                 t_s, f"{point.label} % point {point.speed_kmh:.1f} km/h not reached within "
@@ -313,8 +340,10 @@ class LugDownMachine(DynoTest[State]):
         return []
 
     def _stabilising(self, t_s: float, dyno: DynoReading, *_: Any) -> list[Action]:
-        if not self._held(dyno):
-            return self._not_held(t_s, dyno)
+        if not self._held(dyno):  # not settled yet: wait for the speed again (TO_POINT times out)
+            self.go(State.TO_POINT, t_s)
+            self.unsettled += 1
+            return []
         if self.in_state_s(t_s) + 1e-9 >= self.table.number("lug_down_stabilise_s"):
             self.go(State.SAMPLING, t_s)
             label = self.points[-1].label
@@ -335,7 +364,7 @@ class LugDownMachine(DynoTest[State]):
         if self.in_state_s(t_s) + 1e-9 < self.table.number("lug_down_sample_s"):
             return []
         if point.label == "100":
-            best = max_power_point(self.scan)
+            best = self.best()
             ratio = self.table.number("lug_down_point_ratio_80")
             return self._to(t_s, best.speed_kmh * ratio, "80")
         return self._judge(t_s)
@@ -350,7 +379,7 @@ class LugDownMachine(DynoTest[State]):
     def _judge(self, t_s: float) -> list[Action]:
         table, limit_set = self.table, self.limit_set
         p100, p80 = self.points
-        best = max_power_point(self.scan)
+        best = self.best()
         k100, k80 = mean(p100.k, "0.01"), mean(p80.k, "0.01")
         nox80 = mean(p80.nox, "1")
         rpm100 = mean(p100.rpm, "1")
@@ -369,7 +398,7 @@ class LugDownMachine(DynoTest[State]):
                 f"share of the order's rated power {self.rated_power_kw:g} kW",
             ),
         ]  # fmt: skip
-        raw_max = self.raw_at.get(best.speed_kmh, best.power_kw / self.alpha)
+        raw_max = best.power_kw / self.alpha
         self.measurements = [
             *judged,
             rated,
@@ -384,6 +413,7 @@ class LugDownMachine(DynoTest[State]):
             measured("engine_speed_80_rpm", mean(p80.rpm, "1"), "r/min"),
             measured("scan_start_kmh", self.v_start, "km/h"),
             measured("scan_points", len(self.scan)),
+            measured("points_resettled", self.unsettled),
             measured("rated_power_kw", self.rated_power_kw, "kW"),
         ]
         say = Say(
@@ -425,6 +455,7 @@ class LugDownMachine(DynoTest[State]):
             "interval_s": self.sample_s,
             "power_scan": [[p.speed_kmh, p.power_kw] for p in self.scan],
             "power_correction_factor": self.alpha,
+            "base_inertia_kg": self.base_inertia_kg,
         }
 
 

@@ -216,3 +216,23 @@ def test_crossing_time_interpolates() -> None:
     assert calc.crossing_time([0, 1, 2], [50, 46, 42], 48) == pytest.approx(0.5)
     assert calc.crossing_time([0, 1], [30, 29], 48) is None
     assert calc.crossing_time([0, 0.1], [48.0, 47.0], 48.0) == 0.0
+
+
+@given(st.lists(st.floats(0.0, 200.0), min_size=1, max_size=40), st.integers(1, 9))
+def test_smoothing_keeps_speeds_and_bounds(powers: list[float], width: int) -> None:
+    points = [calc.ScanPoint(80.0 - i, p) for i, p in enumerate(powers)]
+    out = calc.smoothed(points, width)
+    assert [p.speed_kmh for p in out] == [p.speed_kmh for p in points]
+    assert all(min(powers) - 1e-9 <= p.power_kw <= max(powers) + 1e-9 for p in out)
+    if width == 1:
+        assert [p.power_kw for p in out] == powers
+
+
+def test_smoothing_moves_a_noisy_peak_back() -> None:
+    """A flat-topped curve with one noisy spike below the true peak."""
+    speeds = range(70, 40, -1)
+    curve = [60 * (v / 60) * (2 - v / 60) if v <= 60 else 60 * (72 - v) / 12 for v in speeds]
+    curve[speeds.index(52)] += 1.5  # +2.5 % noise at 52 km/h
+    points = [calc.ScanPoint(float(v), p) for v, p in zip(speeds, curve, strict=True)]
+    assert calc.max_power_point(points).speed_kmh == 52.0
+    assert 56.0 <= calc.max_power_point(calc.smoothed(points, 5)).speed_kmh <= 60.0

@@ -115,13 +115,13 @@ def lane_config(lane: SimLane) -> Any:
 
 @contextlib.asynccontextmanager
 async def dyno_lane(
-    tmp_path: Path, port: int, scenario: str, scale: float = SCALE
+    tmp_path: Path, port: int, scenario: str, scale: float = SCALE, **config: Any
 ) -> AsyncIterator[Lane]:
     sims = SimLane(
         scenario_at_speed(SCENARIOS / scenario, scale),
         [SimDevice(name, protocol) for name, _, protocol, _ in DEVICES],
     )
-    extra = {"procedure_time_scale": scale}
+    extra = {"procedure_time_scale": scale, **config}
     async with running_lane(tmp_path, port, sims, lane_config, extra) as (_, station):
 
         def online() -> bool:
@@ -294,3 +294,41 @@ async def test_obd_with_mil_on_or_another_vin_fails(tmp_path: Path, mosquitto: M
                 assert got["obd_dtcs"]["value"] == "P0301,P0420"
             else:
                 assert got["obd_vin"]["value"] == "LSVAU2180N2999999"
+
+
+@pytest.mark.mqtt
+async def test_daily_dyno_checks_unlock_the_dyno(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """With coast_down and flowmeter required daily, ASM is refused until both have passed;
+    the coast-down (free coast, then against 10 kW) and the flowmeter check pass on the
+    simulated rig and are published as check records."""
+    lockouts = {"daily_checks": {"chassis_dynamometer": ["coast_down"], "flowmeter": ["flowmeter"]}}
+    async with dyno_lane(
+        tmp_path, mosquitto.port, "dyno-empty-rollers.yaml", lockouts=lockouts
+    ) as lane:
+        refused = await send_command(lane.port, "inspect", {**order(1, ["ASM"]), **PETROL_ASM})
+        assert not refused["ok"] and "daily coast_down check missing" in refused["error"]
+
+        flow = await send_command(lane.port, "check", {"device": "flowmeter", "kind": "flowmeter"})
+        assert flow["ok"] and flow["result"]["passed"], flow
+        coast = await send_command(
+            lane.port, "check", {"device": "dyno", "kind": "coast_down"}, timeout=120
+        )
+        assert coast["ok"] and coast["result"]["passed"], coast
+        got = {m["name"]: m for m in coast["result"]["measurements"]}
+        for band in ("48_32", "33_17"):
+            error = got[f"coast_{band}_error"]
+            assert error["verdict"] == "pass" and error["limit"]["high"] == 0.07
+            assert got[f"coast_{band}_acdt_s"]["value"] > 0
+        assert got["parasitic_56_40_kw"]["verdict"] == "pass"
+        assert coast["result"]["locked"] == []
+
+        def published() -> bool:
+            kinds = {r["item_code"] for r in lane.station.results if r["kind"] == "check"}
+            return {"check:coast_down", "check:flowmeter"} <= kinds
+
+        await lane.station.wait_for(published)
+        body = {**order(2, ["ASM"]), **PETROL_ASM}
+        accepted = await send_command(lane.port, "inspect", body)
+        assert accepted["ok"], accepted  # the dyno is no longer locked
+        stopped = await send_command(lane.port, "abort", {"inspection_id": body["inspection_id"]})
+        assert stopped["ok"], stopped  # (no car on the rollers: stop it)

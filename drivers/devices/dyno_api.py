@@ -73,12 +73,16 @@ class RoadLoad:
     ``inertia_kg`` is the equivalent mass to simulate (the vehicle's reference mass for
     VMAS); the dyno's own base inertia is subtracted, the rest is applied as
     ``(inertia_kg − base_inertia_kg) · dv/dt`` (only as braking: a PAU cannot drive).
+    ``time_scale`` is the lane's time scale (the gateway's ``procedure_time_scale``, 1 on
+    a real lane): on a simulated lane running faster than real time, dv/dt and the
+    update period are taken in the lane's seconds, not the wall clock's.
     """
 
     a_n: float
     b_n_per_kmh: float = 0.0
     c_n_per_kmh2: float = 0.0
     inertia_kg: float | None = None
+    time_scale: float = 1.0
 
     def force_n(self, speed_kmh: float) -> float:
         """The road-load force at ``speed_kmh`` (without the inertia term)."""

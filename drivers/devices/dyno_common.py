@@ -73,9 +73,9 @@ class RoadLoadFollower:
         self.accel_ms2 = 0.0
 
     def target(self, t: float, speed_kmh: float) -> float:
-        """The PAU force wanted at ``t`` for ``speed_kmh`` (never negative)."""
+        """The PAU force wanted at ``t`` (clock seconds) for ``speed_kmh`` (never negative)."""
         if self._last is not None and t > self._last[0]:
-            dt = t - self._last[0]
+            dt = (t - self._last[0]) / self.road_load.time_scale  # the lane's seconds
             raw = (speed_kmh - self._last[1]) / KMH_PER_MS / dt
             weight = dt / (self.ACCEL_TAU_S + dt)
             self.accel_ms2 += (raw - self.accel_ms2) * weight
@@ -154,6 +154,10 @@ class DynoBase(ABC):
 
     async def set_road_load(self, road_load: RoadLoad) -> None:
         """Simulate the road load and inertia by constant-force updates (VMAS)."""
+        if road_load.time_scale <= 0:
+            raise LocalProtocolError(
+                f"road-load time scale {road_load.time_scale} must be positive"
+            )
         start = max(0.0, road_load.force_n(0.0))
         await self._control("force", start, self._options.max_force_n)
         self._follower = RoadLoadFollower(road_load, self._options.base_inertia_kg)
@@ -184,8 +188,7 @@ class DynoBase(ABC):
                 continue
             for reading in chunk:
                 yield reading
-            if chunk:
-                await self._follow(chunk[-1])
+                await self._follow(reading)
 
     # --- helpers ----------------------------------------------------------------------
 
@@ -217,7 +220,8 @@ class DynoBase(ABC):
             return
         now = reading.received_s if reading.received_s is not None else time.monotonic()
         force = min(follower.target(now, reading.speed_kmh), self._options.max_force_n)
-        due = now - self._last_update >= self._options.road_load_period_s
+        period = self._options.road_load_period_s * follower.road_load.time_scale
+        due = now - self._last_update >= period
         moved = (
             self._last_force is None
             or abs(force - self._last_force) > self._options.road_load_deadband_n

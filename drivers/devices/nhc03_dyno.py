@@ -6,8 +6,11 @@ force); set-points are variables written with ``F`` (200 speed ×100, 201/202 fo
 integer/tenths, 228 power ×100) before the control word ('1', '2', '7'; '0' ends
 control). The controller answers 0x15 when busy or refusing: ``DeviceRefused``. It does
 not push frames: ``stream`` polls. It has no ambient sensors: ``read_ambient`` raises
-``NotSupported``. One-byte replies have no checksum, so (like the NHA-503 driver) the
-last byte of a burst is the answer.
+``NotSupported``. Road load: by the driver's constant-force updates (as for XinCheng), or
+with option ``device_road_load`` by the controller's variable-load mode 'Q' (variables
+240-243 are our numbering: check them against the controller's manual). One-byte
+replies have no checksum, so (like the NHA-503 driver) the last byte of a burst is the
+answer.
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ from __future__ import annotations
 import time
 from typing import Final, TypeVar
 
+from pydantic import Field
+
 from drivers.bus import StreamBus, Transaction
 from drivers.devices.base import DriverContext, DriverSpec
-from drivers.devices.dyno_api import Ambient, ControlMode, DynoReading
+from drivers.devices.dyno_api import Ambient, ControlMode, DynoReading, RoadLoad
 from drivers.devices.dyno_common import DynoBase, DynoOptions
-from drivers.errors import DeviceRefused, NotSupported, UnexpectedResponse
+from drivers.errors import DeviceRefused, LocalProtocolError, NotSupported, UnexpectedResponse
 from drivers.protocols.nhc03 import (
     Ack,
     Cmd,
@@ -39,11 +44,23 @@ from drivers.transport import LineSettings
 R = TypeVar("R")
 
 #: control word in the status word's high byte -> control mode
-MODES: Final[dict[str, ControlMode]] = {"0": "off", "1": "speed", "2": "force", "7": "power"}
+MODES: Final[dict[str, ControlMode]] = {
+    "0": "off",
+    "1": "speed",
+    "2": "force",
+    "4": "power",
+    "7": "power",
+}
 
 
 class Nhc03Options(DynoOptions):
     """Installation settings of an NHC-03-controlled dyno."""
+
+    device_road_load: bool = Field(
+        default=False,
+        description="road load by the controller ('Q', variables 240-243: our numbering) "
+        "instead of the driver's constant-force updates",
+    )
 
 
 class Nhc03Dyno(DynoBase):
@@ -65,6 +82,25 @@ class Nhc03Dyno(DynoBase):
         """Control word 'J' (on) / 'K' (off)."""
         await self._control_word(Cmd.MOTOR_ON if on else Cmd.MOTOR_OFF)
         self.motor_on = on
+
+    async def set_road_load(self, road_load: RoadLoad) -> None:
+        """Road load: by the controller ('Q') with ``device_road_load``, else by the driver."""
+        if not self.options.device_road_load:
+            await super().set_road_load(road_load)
+            return
+        inertia = road_load.inertia_kg if road_load.inertia_kg is not None else self.base_inertia_kg
+        words = {
+            Variable.ROAD_A: round(road_load.a_n * 10),
+            Variable.ROAD_B: round(road_load.b_n_per_kmh * 100),
+            Variable.ROAD_C: round(road_load.c_n_per_kmh2 * 1000),
+            Variable.ROAD_INERTIA: round(inertia),
+        }
+        if not all(0 <= value <= 0xFFFF for value in words.values()):
+            raise LocalProtocolError(f"{self.device_id}: road load {road_load} out of range")
+        for variable, value in words.items():
+            await self.write_variable(variable, value)
+        await self._control_word(Cmd.VARIABLE_LOAD)
+        self._set_mode("road_load", road_load.a_n)
 
     async def read_ambient(self) -> Ambient:
         """The NHC-03 has no ambient sensors (S1 reads none)."""
@@ -107,8 +143,8 @@ class Nhc03Dyno(DynoBase):
         """The controller's control word is the truth (reset, keypad), road load aside."""
         if device_mode is None or device_mode == self.control_mode:
             return
-        if self.control_mode == "road_load" and device_mode == "force":
-            return
+        if self.control_mode == "road_load" and device_mode == "force" and self._follower:
+            return  # the driver's own road load runs as constant force
         self._set_mode(device_mode, None if device_mode == "off" else self.target)
 
     async def _chunk(self) -> list[DynoReading] | None:

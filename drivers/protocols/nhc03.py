@@ -11,7 +11,9 @@ n; ``F`` n hi lo write variable n; control words in the cmd position: '0' contro
 '1' constant speed, '2' constant force, '4' ASM, '5'/'6' lift up/down, '7' constant
 power, 'J'/'K' motor on/off, 'Q' variable load. Variables (``Variable``): 200 speed
 target ×100 km/h, 201/202 force target integer N / tenths, 228 power target ×100 kW,
-229, 230 ASM speed ×100.
+229, 230 ASM speed ×100; for 'Q' (our choice: S1 names the control word, not its
+variables) 240 road-load A ×10 N, 241 B ×100 N/(km/h), 242 C ×1000 N/(km/h)², 243
+inertia kg.
 
 Replies depend on the command only (no echo), so a decoder is built per command:
 
@@ -81,6 +83,11 @@ class Variable(enum.IntEnum):
     POWER_TARGET = 228  # kW ×100
     ASM_229 = 229
     ASM_SPEED = 230  # km/h ×100
+    # our choice (S1 names the 'Q' variable-load control word but not its variables):
+    ROAD_A = 240  # N ×10
+    ROAD_B = 241  # N/(km/h) ×100
+    ROAD_C = 242  # N/(km/h)² ×1000
+    ROAD_INERTIA = 243  # kg
 
 
 class StatusWord(enum.IntFlag):

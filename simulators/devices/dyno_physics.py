@@ -8,10 +8,14 @@ steps ``STEP_S`` up to the clock's ``now / time_scale``)::
 - ``F_parasitic`` = A + B·v + C·v² (``scenario.dyno.parasitic``), ``F_tyre`` the car's tyre
   losses on the rollers (``powertrain.roller_loss_n``); both only oppose motion.
 - The PAU applies the commanded control (``command``): constant force, constant power
-  (F = P / v, v at least ``MIN_POWER_SPEED_KMH``), constant speed (a PI controller that
+  (F = P / v; below ``MIN_POWER_SPEED_KMH`` the force falls linearly to 0 at standstill,
+  so a car can pull away under an ASM load), constant speed (a PI controller that
   brakes the rollers down to the target: an eddy-current PAU can only brake), PWM duty
   (a share of ``max_force_n``) or nothing; its force follows with a first-order lag
-  ``pau_tau_s``. What the dyno reports as force is the PAU's force; power is F·v.
+  ``pau_tau_s``. Road load (``command_road_load``, the NHC-03's 'Q'): the PAU makes the
+  rollers move as the car would on the road, F = A + B·v + C·v² + (I − M_base)·dv/dt, so
+  the car feels its reference mass I (an ideal controller, no lag; never negative).
+  What the dyno reports as force is the PAU's force; power is F·v.
 - The lift up engages the roller brake (``LIFT_BRAKE_N``); it cannot go up while the
   rollers turn (``lift`` returns False). The motor drives the rollers up to
   ``motor_speed_kmh`` (coast-down checks run without a car).
@@ -36,9 +40,9 @@ from simulators.base import LanePosition
 from simulators.devices.drive_cycles import CYCLES, accel_at, speed_at
 from simulators.scenario import DriveStep, Powertrain, Scenario, ScriptedDriver
 
-STEP_S: Final = 0.02  # integration step, scenario seconds
+STEP_S: Final = 0.05  # integration step, scenario seconds
 KMH: Final = 3.6  # km/h per m/s
-MIN_POWER_SPEED_KMH: Final = 10.0  # constant power below this speed is constant force
+MIN_POWER_SPEED_KMH: Final = 10.0  # constant power from this speed, less below
 LIFT_BRAKE_N: Final = 6000.0  # roller brake while the lift is up
 MOVING_KMH: Final = 1.0  # the lift refuses to rise above this speed
 HOLD_ACCEL_KMH_S: Final = 5.0  # how briskly the driver reaches a hold speed
@@ -49,7 +53,7 @@ DRIVER_KI_S2: Final = 0.4
 ENGINE_DRAG_N: Final = 40.0  # engine braking with the throttle shut
 SHARED_KEY: Final = "rollers"
 
-PauMode = Literal["off", "speed", "force", "power", "pwm"]
+PauMode = Literal["off", "speed", "force", "power", "pwm", "road_load"]
 
 
 def full_throttle_power_kw(pt: Powertrain, speed_kmh: float) -> float:
@@ -83,6 +87,8 @@ class EngineState:
     phase: str | None  # label of the driver's step (asm5025, vmas, lug_down...)
     #: roller speed over VelMaxHP (lug-down points 1.0 and 0.8)
     vel_ratio: float
+    #: clock time (the simulators' clock, not scenario time) the driver's step began
+    phase_since: float | None = None
 
 
 class DriverRun:
@@ -187,6 +193,8 @@ class RollerPlant:
         self.brake_force_n = 0.0
         self.throttle = 0.0
         self.mode: PauMode = "off"
+        #: device-side road load (NHC-03 'Q'): A N, B N/(km/h), C N/(km/h)², inertia kg
+        self.road_load: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
         self.target = 0.0
         self.mode_since: float | None = None  # scenario time the running mode began
         self.lifted = True
@@ -206,6 +214,10 @@ class RollerPlant:
     def scenario_time(self, now: float | None = None) -> float:
         """Scenario seconds since the plant started, at ``now`` (clock time)."""
         return ((self._clock() if now is None else now) - self._origin) / self._scale
+
+    def clock_time(self, scenario_t: float) -> float:
+        """The clock time of scenario time ``scenario_t``."""
+        return self._origin + scenario_t * self._scale
 
     def advance(self, now: float | None = None) -> None:
         """Integrate up to ``now`` (clock time; default: the clock's now)."""
@@ -231,6 +243,12 @@ class RollerPlant:
             elif mode != "off" and (mode != was or target != self.target):
                 driver.on_event("load_change", self.t, self.speed_kmh)
         self.mode, self.target = mode, target
+
+    def command_road_load(self, a_n: float, b: float, c: float, inertia_kg: float) -> None:
+        """Simulate the road load A + B·v + C·v² and the inertia ``inertia_kg`` (device side)."""
+        self.advance()
+        self.road_load = (a_n, b, c, inertia_kg)
+        self.command("road_load", a_n)
 
     def lift(self, up: bool) -> bool:
         """Move the lift; False (refused) when asked up while the rollers turn."""
@@ -266,7 +284,9 @@ class RollerPlant:
         on = self.car_on_rollers
         rpm = max(pt.idle_rpm, pt.rpm_per_kmh * self.speed_kmh) if on else pt.idle_rpm
         wheel = max(0.0, self.engine_force_n) * self.speed_kmh / KMH / 1000
-        step = self.driver.step if self.driver is not None and on else None
+        driver = self.driver
+        step = driver.step if driver is not None and on else None
+        since = None if step is None or driver is None else self.clock_time(driver.step_started)
         return EngineState(
             on_rollers=on,
             speed_kmh=self.speed_kmh,
@@ -275,6 +295,7 @@ class RollerPlant:
             throttle=self.throttle if on else 0.0,
             phase=step.phase if step is not None else None,
             vel_ratio=self.speed_kmh / pt.vel_max_hp_kmh,
+            phase_since=since,
         )
 
     # --- physics ----------------------------------------------------------------------
@@ -282,6 +303,16 @@ class RollerPlant:
     def _mass(self) -> float:
         wheels = self.powertrain.wheel_inertia_kg if self.car_on_rollers else 0.0
         return self.rig.base_inertia_kg + wheels
+
+    def _extra_inertia(self) -> float:
+        """Mass the PAU simulates beyond the base inertia (road-load mode only)."""
+        if self.mode != "road_load":
+            return 0.0
+        return max(0.0, self.road_load[3] - self.rig.base_inertia_kg)
+
+    def _road_force(self, v: float) -> float:
+        a, b, c, _ = self.road_load
+        return a + b * v + c * v * v
 
     def _losses(self, v: float) -> float:
         p = self.rig.parasitic
@@ -297,7 +328,8 @@ class RollerPlant:
         if mode == "force":
             wanted = target
         elif mode == "power":
-            wanted = target * 1000 * KMH / max(v, MIN_POWER_SPEED_KMH)
+            low = MIN_POWER_SPEED_KMH
+            wanted = target * 1000 * KMH / v if v >= low else target * 1000 * KMH * v / (low * low)
         elif mode == "pwm":
             wanted = limit * target / 100
         elif mode == "speed":
@@ -326,10 +358,10 @@ class RollerPlant:
         self._driver_integral = max(
             -1.0, min(1.0, self._driver_integral + DRIVER_KI_S2 * error_ms * dt)
         )
-        resist = self.pau_force_n + self._losses(v) if v > 0.05 else 0.0
-        needed = (
-            self._mass() * (accel / KMH + DRIVER_KP_S * error_ms + self._driver_integral) + resist
-        )
+        load = self._road_force(v) if self.mode == "road_load" else self.pau_force_n
+        resist = load + self._losses(v) if v > 0.05 else 0.0
+        mass = self._mass() + self._extra_inertia()
+        needed = mass * (accel / KMH + DRIVER_KP_S * error_ms + self._driver_integral) + resist
         if wanted <= 0.0 and v < 0.5:
             needed = min(needed, 0.0)  # standing still at a red light: foot on the brake
         if needed >= 0:
@@ -338,11 +370,25 @@ class RollerPlant:
         else:
             self.brake_force_n = min(pt.max_brake_n, -needed)
 
+    def _road_load_pau(self, v: float, net_n: float) -> None:
+        """PAU force that makes the rollers move as a car of the set inertia on the road.
+
+        With extra mass m_x = I − base: F_PAU = RL(v) + m_x·a and (M + m_x)·a = net − RL(v),
+        solved at once (an ideal controller, no lag); a PAU cannot drive: F_PAU ≥ 0.
+        """
+        if v <= 0.0 and net_n <= self._road_force(v):
+            self.pau_force_n = 0.0
+            return
+        extra = self._extra_inertia()
+        accel = (net_n - self._road_force(v)) / (self._mass() + extra)
+        self.pau_force_n = min(self.rig.max_force_n, max(0.0, self._road_force(v) + extra * accel))
+
     def _step(self, dt: float) -> None:
         v = self.speed_kmh
         self._drive(v, dt)
-        lag = dt / (self.rig.pau_tau_s + dt)
-        self.pau_force_n += (self._pau_wanted(v, dt) - self.pau_force_n) * lag
+        if self.mode != "road_load":
+            lag = dt / (self.rig.pau_tau_s + dt)
+            self.pau_force_n += (self._pau_wanted(v, dt) - self.pau_force_n) * lag
         motor = 0.0
         if self.motor_on:
             motor = self.rig.motor_force_n * min(1.0, max(0.0, (self.rig.motor_speed_kmh - v) / 2))
@@ -350,6 +396,8 @@ class RollerPlant:
             ENGINE_DRAG_N if self.car_on_rollers and self.throttle == 0 and v > MOVING_KMH else 0.0
         )
         drive = self.engine_force_n + motor
+        if self.mode == "road_load":
+            self._road_load_pau(v, drive - self._losses(v) - self.brake_force_n - drag)
         oppose = self.pau_force_n + self._losses(v) + self.brake_force_n + drag
         if v <= 0.0 and drive <= oppose:
             self.speed_kmh = 0.0  # static: nothing to overcome friction

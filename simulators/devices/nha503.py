@@ -272,8 +272,10 @@ class Nha503Sim:
         if change := self._script.change(now, self.regime):  # the driver moved the pedal
             self.regime, since = change
             self._retarget(since)
-        elif engine_on_rollers(self.position) is not None:  # the load on the dyno moves the gas
-            self._retarget(now)
+        elif (engine := engine_on_rollers(self.position)) is not None:
+            # the driver's step on the dyno changed the exhaust when it began
+            since = engine.phase_since if engine.phase_since is not None else now
+            self._retarget(min(now, since))
         if isinstance(request, nha.CommandRequest):
             return self._command(request.command, now, decoder)
         if isinstance(request, GasBlock) and self._writing in _BOTTLE_FOR:

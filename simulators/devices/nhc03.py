@@ -9,8 +9,9 @@ rollers are the lane's ``RollerPlant`` (``simulators.devices.dyno_physics``).
 - Control words: '1' constant speed (variable 200 ×100 km/h), '2' constant force (201 N +
   202 tenths), '7' constant power (228 ×100 kW), '4' ASM (constant power from 228), '0'
   off; '5'/'6' lift up/down ('5' while the rollers turn: 0x15); 'J'/'K' motor. Writing a
-  variable of the running mode changes its target at once. 'Q' (variable load) is not
-  simulated: 0x15.
+  variable of the running mode changes its target at once. 'Q' (variable load) simulates
+  the road load A + B·v + C·v² and the inertia of variables 240-243 (our numbering:
+  A ×10 N, B ×100, C ×1000, inertia kg; 0 inertia = the base inertia).
 - Status word: low byte bit 0 lift up, bit 1 motor on, bit 2 rollers turning; high byte
   the control word in force ('0' when off).
 - A request with a bad checksum, an unknown cmd byte or a wrong length byte: 0x15.
@@ -33,6 +34,7 @@ from simulators.endpoint import SimLink
 START, LENGTH, ACK, NAK = 0x08, 0x07, 0x06, 0x15
 REQUEST_LEN: Final = 7
 SPEED, FORCE_INT, FORCE_TENTHS, POWER = 200, 201, 202, 228
+ROAD_A, ROAD_B, ROAD_C, ROAD_INERTIA = 240, 241, 242, 243  # our numbering for 'Q'
 #: control word -> (mode, variable holding its target)
 CONTROL: Final[dict[str, tuple[PauMode, int]]] = {
     "1": ("speed", SPEED),
@@ -110,6 +112,8 @@ class Nhc03Sim:
         running = CONTROL.get(self.control_word)
         if running is not None and variable in (running[1], FORCE_TENTHS):
             self.plant.command(running[0], self._target(running[0]))
+        elif self.control_word == "Q" and ROAD_A <= variable <= ROAD_INERTIA:
+            self._road_load()
         return bytes((ACK,))
 
     def _target(self, mode: PauMode) -> float:
@@ -134,9 +138,16 @@ class Nhc03Sim:
                 return self.nak
         elif cmd in "JK":
             plant.motor(cmd == "J")
-        else:  # 'Q' variable load: not simulated
-            return self.nak
+        else:  # 'Q' variable load: road load and inertia from variables 240-243
+            self._road_load()
+            self.control_word = "Q"
         return bytes((ACK,))
+
+    def _road_load(self) -> None:
+        v = self.variables
+        inertia = v.get(ROAD_INERTIA) or self.rig.base_inertia_kg
+        a, b, c = v.get(ROAD_A, 0) / 10, v.get(ROAD_B, 0) / 100, v.get(ROAD_C, 0) / 1000
+        self.plant.command_road_load(a, b, c, float(inertia))
 
     def _status(self) -> int:
         plant = self.plant

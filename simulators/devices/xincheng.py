@@ -125,6 +125,7 @@ class XinChengSim:
         self.commands: list[str] = []
         self.silent = False
         self._stream_wake = asyncio.Event()
+        self._sending = asyncio.Lock()  # a pushed frame never lands inside a (split) reply
 
     # --- use cases (tests, tools) -----------------------------------------------------
 
@@ -152,7 +153,8 @@ class XinChengSim:
                     self.checksum_mismatches += not matched
                     for frame in self._answer(code, value):
                         if not self._dropped_out():
-                            await link.send(frame)
+                            async with self._sending:
+                                await link.send(frame)
 
     async def _push(self, link: SimLink) -> None:
         while True:
@@ -162,7 +164,8 @@ class XinChengSim:
                 continue
             await asyncio.sleep(self.rig.frame_interval_s)
             if self.streaming and not self._dropped_out():
-                await link.send(self._idle_frame())
+                async with self._sending:
+                    await link.send(self._idle_frame())
 
     def _dropped_out(self) -> bool:
         if self.silent:

@@ -4,6 +4,8 @@ data sheet: its multi-frame VIN 1G1JC5444R7252367), resync and round trips."""
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -151,3 +153,29 @@ def test_iso_tp_round_trip(payload: bytes, protocol: str) -> None:
                 + (bytes((0x20 | (n // 7 + 1) & 0xF,)) + rest[n : n + 7].ljust(7, b"\0")).hex(" ")
             )
     assert assemble(parse_frames(lines, protocol, True), protocol) == {"7E8": payload}
+
+
+hex_line = st.lists(st.integers(0, 255), max_size=12).map(lambda b: bytes(b).hex(" ").upper())
+text_line = st.one_of(hex_line, st.text(alphabet="0123456789ABCDEF :>.SEARCHINGO", max_size=30))
+
+
+@given(st.lists(text_line, max_size=6), st.sampled_from(["3", "5", "6", "7"]), st.booleans())
+def test_any_lines_decode_or_raise_frame_errors_only(
+    lines: list[str], protocol: str, headers: bool
+) -> None:
+    """Whatever an adapter sends, the frame and J1979 decoders give data or FrameError."""
+    try:
+        messages = assemble(parse_frames(lines, protocol, headers), protocol)
+    except FrameError:
+        return
+    for message in messages.values():
+        for decode in (
+            lambda m: decode_pid(m, 0x0C),
+            lambda m: supported_pids(m, 0x00),
+            lambda m: decode_dtcs(m, protocol),
+            lambda m: decode_vin(m, protocol),
+            lambda m: decode_calibration_ids(m, protocol),
+            lambda m: decode_cvns(m, protocol),
+        ):
+            with contextlib.suppress(FrameError):
+                decode(message)

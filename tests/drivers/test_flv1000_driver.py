@@ -3,6 +3,8 @@ car on the dyno, status flags, checksums that break the rule kept and counted.""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from drivers.devices.base import DeviceClass, DriverContext
@@ -22,7 +24,9 @@ from tests.drivers.dyno_rig import Clock, make_scenario, rig
 LOADED = {"vmas": {"o2_pct": 0.5}, "asm5025": {"o2_pct": 0.5}, "asm2540": {"o2_pct": 0.5}}
 
 
-def flow_rig(scenario=None, *, options=None, driver_options=None, position=None, clock=None):
+def flow_rig(
+    scenario=None, *, options=None, driver_options=None, position=None, clock=None, pty_link=None
+):
     scenario = scenario or make_scenario(vehicle={"petrol": {"o2_pct": 0.4}})
 
     def make_sim(ctx):
@@ -31,7 +35,9 @@ def flow_rig(scenario=None, *, options=None, driver_options=None, position=None,
     def make_driver(bus):
         return Flv1000Flowmeter("flow", bus, Flv1000Options(**(driver_options or {})))
 
-    return rig(make_sim, make_driver, scenario, options=options, position=position)
+    return rig(
+        make_sim, make_driver, scenario, options=options, position=position, pty_link=pty_link
+    )
 
 
 async def test_registered_and_idle_values() -> None:
@@ -109,3 +115,8 @@ async def test_calibration_and_a_nak() -> None:
         r.faults.inject("nak")
         with pytest.raises(DeviceRefused):
             await r.driver.read_all()
+
+
+async def test_over_a_pty(tmp_path: Path) -> None:
+    async with flow_rig(pty_link=tmp_path / "tty-flow") as r:
+        assert (await r.driver.read_all()).flow_actual_l_s == 110.0

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 
 import pytest
 
 from drivers.devices.base import DriverContext
-from drivers.devices.dyno_api import Dynamometer
-from drivers.devices.nhc03_dyno import Nhc03Dyno
+from drivers.devices.dyno_api import Dynamometer, RoadLoad
+from drivers.devices.nhc03_dyno import Nhc03Dyno, Nhc03Options
 from drivers.errors import DeviceRefused, NotSupported
 from drivers.registry import get_spec
 from simulators.devices.dyno_physics import full_throttle_power_kw
@@ -21,13 +22,13 @@ from simulators.scenario import Powertrain
 from tests.drivers.dyno_rig import Clock, make_scenario, rig
 
 
-def nhc_rig(scenario=None, *, clock=None):
+def nhc_rig(scenario=None, *, clock=None, pty_link=None):
     scenario = scenario or make_scenario({"program": "lug_down", "reaction_s": 0.5})
 
     def make_sim(ctx):
         return Nhc03Sim(ctx, clock) if clock is not None else Nhc03Sim(ctx)
 
-    return rig(make_sim, lambda bus: Nhc03Dyno("dyno", bus), scenario)
+    return rig(make_sim, lambda bus: Nhc03Dyno("dyno", bus), scenario, pty_link=pty_link)
 
 
 async def test_registered_with_its_simulator() -> None:
@@ -98,3 +99,37 @@ async def test_stream_polls_and_survives_a_bad_checksum() -> None:
                 if reading.speed_kmh > 10:
                     break
         assert readings[-1].speed_kmh > 10 and r.observer.bad_frames
+
+
+async def test_over_a_pty(tmp_path: Path) -> None:
+    async with nhc_rig(pty_link=tmp_path / "tty-nhc") as r:
+        await r.driver.lift(False)
+        assert (await r.driver.read_state()).lifted is False
+
+
+async def test_device_side_road_load() -> None:
+    clock = Clock()
+    scenario = make_scenario({"program": [{"hold_kmh": 30, "for_s": 100}], "reaction_s": 0})
+
+    def make_sim(ctx):
+        return Nhc03Sim(ctx, clock)
+
+    def make_driver(bus):
+        return Nhc03Dyno("dyno", bus, Nhc03Options(device_road_load=True))
+
+    async with rig(make_sim, make_driver, scenario) as r:
+        await r.driver.lift(False)
+        await r.driver.set_road_load(RoadLoad(120.0, 1.5, 0.04, inertia_kg=1470))
+        assert [await r.driver.read_variable(n) for n in (240, 241, 242, 243)] == [
+            1200,
+            150,
+            40,
+            1470,
+        ]
+        clock.advance(30)
+        state = await r.driver.read_state()
+        assert state.control_mode == "road_load" and r.sim.control_word == "Q"
+        assert state.speed_kmh == pytest.approx(30.0, abs=0.3)
+        assert state.force_n == pytest.approx(120 + 45 + 36, abs=2)
+        # four variables and one 'Q': no constant-force updates from the driver
+        assert r.sim.requests.count("F") == 4 and r.sim.requests.count("Q") == 1

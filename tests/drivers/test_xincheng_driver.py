@@ -185,3 +185,16 @@ async def test_over_a_pty(tmp_path: Path) -> None:
         await r.driver.lift(False)
         await r.driver.control_off()
         assert (await r.driver.read_state()).lifted is False
+
+
+async def test_split_and_glued_replies_while_frames_are_pushed() -> None:
+    async with dyno_rig(make_scenario(ASM, time_scale=0.05)) as r:
+        await r.driver.lift(False)
+        await r.driver.set_constant_force(300)  # frames are pushed from now on
+        r.faults.inject(Fault.SPLIT)
+        await r.driver.set_constant_force(400)
+        r.faults.inject(Fault.GLUE)
+        await r.driver.set_constant_force(450)  # its echo comes glued to the next frame
+        state = await r.driver.read_state()
+        assert state.target == 450 and r.sim.targets["force"] == 450
+        assert r.observer.bad_frames == []

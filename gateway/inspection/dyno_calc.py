@@ -318,3 +318,32 @@ def crossing_time(
             frac = (a - threshold) / (a - b)
             return times[i - 1] + (times[i] - times[i - 1]) * frac
     return None
+
+
+def band_time_s(
+    times: Sequence[float], speeds: Sequence[float], v1: float, v2: float
+) -> float | None:
+    """Time a falling speed takes from ``v1`` to ``v2``, from a least-squares line of v²
+    over time through the samples in the band (and one either side).
+
+    Coasting against a constant power, ½·I·v² falls linearly with time, so the line fits a
+    loaded coast exactly and a free one closely; fitting all the band's samples averages
+    out the jitter of when each was read. Fewer than three samples: the interpolated
+    crossings.
+    """
+    inside = [i for i, v in enumerate(speeds) if v2 <= v <= v1]
+    if len(inside) < 3:
+        t1, t2 = crossing_time(times, speeds, v1), crossing_time(times, speeds, v2)
+        return None if t1 is None or t2 is None else t2 - t1
+    lo, hi = max(inside[0] - 1, 0), min(inside[-1] + 1, len(speeds) - 1)
+    ts = list(times[lo : hi + 1])
+    ys = [v * v for v in speeds[lo : hi + 1]]
+    n = len(ts)
+    mt, my = sum(ts) / n, sum(ys) / n
+    sxx = sum((t - mt) ** 2 for t in ts)
+    if sxx <= 0:
+        return None
+    slope = sum((t - mt) * (y - my) for t, y in zip(ts, ys, strict=True)) / sxx
+    if slope >= 0:
+        return None  # not slowing down
+    return (v2 * v2 - v1 * v1) / slope

@@ -123,7 +123,7 @@ class VmasItem(MachineItem):
         check_order(ctx, "vmas", PETROL)
         table = load_table("gb18285-2018")
         limit_set = ctx.order.emission_limit_set
-        machine = VmasMachine(table, formulas(), reference_mass(ctx), limit_set)
+        machine = VmasMachine(table, formulas(), reference_mass(ctx), limit_set, ctx.time_scale)
         return machine, f"{table.name} limit {limit_set}"
 
 

@@ -132,7 +132,12 @@ class VmasMachine(DynoTest[State]):
     transitions = TRANSITIONS
 
     def __init__(
-        self, table: LimitTable, formulas: Formulas, reference_mass_kg: float, limit_set: str
+        self,
+        table: LimitTable,
+        formulas: Formulas,
+        reference_mass_kg: float,
+        limit_set: str,
+        time_scale: float = 1.0,
     ) -> None:
         super().__init__(State.IDLE, State.STOPPING, State.DONE, table.number("asm_stop_timeout_s"))
         self.table, self.formulas, self.limit_set = table, formulas, limit_set
@@ -151,6 +156,7 @@ class VmasMachine(DynoTest[State]):
             a_n=round(n("vmas_road_load_a_n_per_kg") * reference_mass_kg, 1),
             c_n_per_kmh2=n("vmas_road_load_c_n_per_kmh2"),
             inertia_kg=reference_mass_kg,
+            time_scale=time_scale,  # the lane's seconds for the dyno's dv/dt (1 on a lane)
         )
         self.parameters = {
             "reference_mass_kg": reference_mass_kg, "limit_set": limit_set,

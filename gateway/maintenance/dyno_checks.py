@@ -16,11 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from drivers.devices.dyno_api import DynoReading
-from gateway.inspection.dyno_calc import (
-    coast_power_kw,
-    coast_time_s,
-    crossing_time,
-)
+from gateway.inspection.dyno_calc import band_time_s, coast_power_kw, coast_time_s
 from gateway.inspection.sansio import (
     Action,
     Command,
@@ -166,8 +162,7 @@ class CoastMachine(ProcedureMachine):
 
     def _band_time(self, trace: list[tuple[float, float]], band: Band) -> float | None:
         times, speeds = [t for t, _ in trace], [v for _, v in trace]
-        t1, t2 = crossing_time(times, speeds, band.v1), crossing_time(times, speeds, band.v2)
-        return None if t1 is None or t2 is None else t2 - t1
+        return band_time_s(times, speeds, band.v1, band.v2)
 
     def parasitic_kw(self, band: Band) -> float | None:
         """The free coast's mean parasitic power over ``band``."""

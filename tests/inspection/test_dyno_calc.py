@@ -4,6 +4,7 @@ ECE R15 trace and its band, the power scan and the coast-down formulas."""
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 import pytest
@@ -236,3 +237,23 @@ def test_smoothing_moves_a_noisy_peak_back() -> None:
     points = [calc.ScanPoint(float(v), p) for v, p in zip(speeds, curve, strict=True)]
     assert calc.max_power_point(points).speed_kmh == 52.0
     assert 56.0 <= calc.max_power_point(calc.smoothed(points, 5)).speed_kmh <= 60.0
+
+
+@given(st.floats(500, 3000), st.floats(1, 30), st.floats(0.05, 0.5), st.integers(0, 2**16))
+def test_band_time_of_a_constant_power_coast(m: float, p: float, dt: float, seed: int) -> None:
+    """v² falls linearly at constant power: the fit gives the exact band time even when
+    the samples are read at jittered times (their stamps are exact)."""
+    assume(calc.coast_time_s(m, 48, 32, p) >= 5 * dt)  # a few samples in the band
+    rng = random.Random(seed)
+    v0 = 60.0
+    k = 2000 * p / m * 3.6**2  # d(v²)/dt in (km/h)²/s
+    end = (v0 * v0 - 20.0 * 20.0) / k  # sample until 20 km/h
+    times = [i * dt + rng.uniform(-0.3, 0.3) * dt for i in range(int(end / dt) + 1)]
+    speeds = [(v0 * v0 - k * t) ** 0.5 for t in times]
+    got = calc.band_time_s(times, speeds, 48, 32)
+    assert got == pytest.approx(calc.coast_time_s(m, 48, 32, p), rel=1e-6)
+
+
+def test_band_time_needs_a_falling_speed() -> None:
+    assert calc.band_time_s([0, 1, 2, 3], [40.0, 40.0, 40.0, 40.0], 48, 32) is None
+    assert calc.band_time_s([0, 1], [50.0, 40.0], 48, 32) is None  # never below 32

@@ -37,13 +37,10 @@ DEVICES: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
     ("obd", "obd_reader", "elm327", {}),
 )
 PETROL_ASM: dict[str, Any] = {"fuel": "petrol", "emission_method": "asm", "reference_mass_kg": 1470}
-# RM = the dyno's base inertia: the driver's road-load follower differentiates the roller
-# speed in wall-clock time, which a sped-up simulator makes 1/SCALE times too steep, so
-# the e2e VMAS runs without an inertia term (the machine tests cover RoadLoad.inertia_kg)
 PETROL_VMAS: dict[str, Any] = {
     "fuel": "petrol",
     "emission_method": "vmas",
-    "reference_mass_kg": 907,
+    "reference_mass_kg": 1470,
 }
 DIESEL_LUG: dict[str, Any] = {
     "fuel": "diesel", "emission_method": "lug_down", "rated_power_kw": 100,
@@ -313,7 +310,7 @@ async def test_daily_dyno_checks_unlock_the_dyno(tmp_path: Path, mosquitto: Mosq
         coast = await send_command(
             lane.port, "check", {"device": "dyno", "kind": "coast_down"}, timeout=120
         )
-        assert coast["ok"] and coast["result"]["passed"], coast
+        assert coast["ok"] and coast["result"]["passed"], coast["result"]
         got = {m["name"]: m for m in coast["result"]["measurements"]}
         for band in ("48_32", "33_17"):
             error = got[f"coast_{band}_error"]

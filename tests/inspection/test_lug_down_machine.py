@@ -127,10 +127,10 @@ def test_limit_set_b_fails_nox() -> None:
 
 
 def test_engine_far_from_its_rated_speed_is_invalid() -> None:
-    """Max power at 60 km/h = 1800 r/min but the order says 2400: wrong gear or order."""
+    """Max power at 60 km/h = 1800 r/min but the order says 2400 (band 2040-2760)."""
     finish = lane(Diesel(rpm_per_kmh=30.0)).run(machine())
     assert finish.verdict is Verdict.ABORTED
-    assert finish.reason is not None and "outside 2160-2640 r/min" in finish.reason
+    assert finish.reason is not None and "outside 2040-2760 r/min" in finish.reason
     got: dict[str, Any] = measurements_named(finish.measurements)
     assert got["engine_speed_100_rpm"].verdict is Verdict.FAIL
     assert "k80_m1" in got  # the measured values stay on the record

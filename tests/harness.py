@@ -173,7 +173,8 @@ async def send_command(
         await client.publish(f"{base}/cmd/{command}", json.dumps(body), qos=1)
         async with asyncio.timeout(timeout):
             async for message in client.messages:
-                return json.loads(message.payload)  # type: ignore[arg-type]
+                answer: dict[str, Any] = json.loads(message.payload)
+                return answer
     raise AssertionError("no response")
 
 

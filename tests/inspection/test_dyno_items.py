@@ -340,7 +340,7 @@ async def test_daily_dyno_checks_unlock_the_dyno(tmp_path: Path, mosquitto: Mosq
 
         # no car on the rollers: the operator aborts; the seconds sampled so far are kept
         def sampling() -> bool:
-            return sum(p["step"] == "asm_live" for p in lane.progress(iid)) >= 3
+            return [p["step"] for p in lane.progress(iid)].count("asm_live") >= 3
 
         await lane.station.wait_for(sampling)
         stopped = await send_command(lane.port, "abort", {"inspection_id": iid})

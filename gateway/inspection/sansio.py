@@ -28,7 +28,8 @@ from drivers.errors import DriverError
 from gateway.inspection.emissions_common import Ticker
 from gateway.records import Measurement, Scalar, Verdict
 
-Arg = float | int | bool | str | object
+#: a command argument: a number, a flag, or a contract value (``RoadLoad``, a mode enum)
+Arg = object
 
 
 # --- events -------------------------------------------------------------------------------

@@ -162,7 +162,7 @@ class Station:
 
 
 async def send_command(
-    port: int, command: str, args: dict[str, Any], lane: str = LANE
+    port: int, command: str, args: dict[str, Any], lane: str = LANE, timeout: float = 20
 ) -> dict[str, Any]:
     """Send a command like the station server and wait for its response."""
     base = f"lanegw/{STATION}/{lane}"
@@ -171,9 +171,10 @@ async def send_command(
         await client.subscribe(response_topic, qos=1)
         body = {"args": args, "correlation_id": "t1", "response_topic": response_topic}
         await client.publish(f"{base}/cmd/{command}", json.dumps(body), qos=1)
-        async with asyncio.timeout(20):
+        async with asyncio.timeout(timeout):
             async for message in client.messages:
-                return json.loads(message.payload)  # type: ignore[arg-type]
+                answer: dict[str, Any] = json.loads(message.payload)
+                return answer
     raise AssertionError("no response")
 
 

@@ -85,6 +85,9 @@ class ItemContext:
     lockouts: dict[str, list[str]] = field(default_factory=dict)
     calibrations: CalibrationBook | None = None
     used: list[str] = field(default_factory=list)
+    #: evidence an item stored before it was cancelled (abort command): the runner puts
+    #: it on the aborted record, so what was measured until then is not lost
+    kept_evidence: list[Evidence] = field(default_factory=list)
 
     def corrected(self, device_id: str, values: dict[str, Any]) -> dict[str, Any]:
         """``values`` of ``device_id`` with the lane's active calibrations applied."""

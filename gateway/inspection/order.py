@@ -34,8 +34,29 @@ class InspectionOrder(BaseModel):
     curb_mass_kg: int = Field(gt=0, le=100_000)
     gross_mass_kg: int = Field(gt=0, le=100_000)
     headlamp_system: Literal[2, 4] = 2
-    emission_method: Literal["two_speed_idle", "free_acceleration", "none"] = "none"
+    emission_method: Literal[
+        "two_speed_idle", "free_acceleration", "asm", "vmas", "lug_down", "none"
+    ] = Field(
+        default="none",
+        description="the emission method the vehicle gets: TSI/FA fallback methods, ASM or "
+        "VMAS (petrol, on the dyno), lug_down (diesel, on the dyno)",
+    )
     emission_limit_set: Literal["a", "b"] = "a"
+    reference_mass_kg: int | None = Field(
+        default=None, gt=0, le=100_000,
+        description="基准质量 for ASM loads and VMAS inertia; default curb mass + 100 kg",
+    )  # fmt: skip
+    rated_power_kw: float | None = Field(
+        default=None, gt=0, le=2000, description="engine rated power (lug-down power limit)"
+    )
+    rated_speed_rpm: int | None = Field(
+        default=None, gt=0, le=10_000, description="engine rated speed (lug-down speed check)"
+    )
+    obd_equipped: bool | None = Field(
+        default=None,
+        description="false: the vehicle has no OBD, an OBD item is not judged; "
+        "null (unknown) or true: the check runs",
+    )
     items: list[str] = Field(min_length=1, max_length=20, description="item codes to run")
 
     @model_validator(mode="after")
@@ -44,4 +65,8 @@ class InspectionOrder(BaseModel):
             raise ValueError("gross_mass_kg is below curb_mass_kg")
         if len(set(self.items)) != len(self.items):
             raise ValueError("items lists an item twice")
+        if self.emission_method == "lug_down" and (
+            self.rated_power_kw is None or self.rated_speed_rpm is None
+        ):
+            raise ValueError("emission_method lug_down needs rated_power_kw and rated_speed_rpm")
         return self

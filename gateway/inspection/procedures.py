@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gateway.inspection.brake import BRAKE_PROCEDURES
+from gateway.inspection.dyno_items import DYNO_PROCEDURES
 from gateway.inspection.emissions_diesel import FreeAccelerationItem
 from gateway.inspection.emissions_petrol import TwoSpeedIdleItem
 from gateway.inspection.headlamp import HeadlampItem
@@ -16,4 +17,5 @@ PROCEDURES: dict[str, ItemProcedure] = {
     # emission items: the environmental platforms name methods, not PSB jyxm codes
     "TSI": TwoSpeedIdleItem(),  # petrol two-speed idle, GB 18285-2018
     "FA": FreeAccelerationItem(),  # diesel free acceleration, GB 3847-2018
+    **DYNO_PROCEDURES,  # ASM, VMAS, LUG (lug-down) on the dyno; OBD check
 }

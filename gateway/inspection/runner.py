@@ -210,7 +210,10 @@ class InspectionRunner:
                 self._item_task = task = group.create_task(self._item_body(ctx))
         self._item_task = None
         if task.cancelled():
-            outcome = ItemOutcome(Verdict.ABORTED, devices=ctx.used, reason="aborted by command")
+            outcome = ItemOutcome(
+                Verdict.ABORTED, devices=ctx.used, reason="aborted by command",
+                evidence=list(ctx.kept_evidence),
+            )  # fmt: skip
         else:
             outcome = task.result()
         document = frames.document(ctx.used)

@@ -24,13 +24,54 @@ class LimitEntry(BaseModel):
     confidence: Literal["std", "spec", "sec", "mem"]
 
 
+Confidence = Literal["std", "spec", "sec", "mem"]
+
+
+class Parameter(BaseModel):
+    """A procedure parameter or formula constant (a timing, a tolerance, a coefficient):
+    not a pass/fail bound, but data with a source all the same."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    value: float | bool | str
+    unit: str | None = None
+    source: str
+    confidence: Confidence
+
+
 class LimitTable(BaseModel):
-    """A whole limit table."""
+    """A whole limit table, with the parameters of its procedures."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    limits: dict[str, LimitEntry]
+    limits: dict[str, LimitEntry] = {}
+    parameters: dict[str, Parameter] = {}
+
+    def number(self, key: str) -> float:
+        """A numeric parameter (``KeyError`` naming the table when it is missing)."""
+        value = self._parameter(key).value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"{self.name}: parameter {key} is not a number: {value!r}")
+        return float(value)
+
+    def flag(self, key: str) -> bool:
+        """A yes/no parameter."""
+        value = self._parameter(key).value
+        if not isinstance(value, bool):
+            raise TypeError(f"{self.name}: parameter {key} is not true/false: {value!r}")
+        return value
+
+    def _parameter(self, key: str) -> Parameter:
+        try:
+            return self.parameters[key]
+        except KeyError:
+            raise KeyError(f"{self.name}: no parameter {key}") from None
+
+    def bound(self, key: str) -> tuple[float | None, float | None]:
+        """The (low, high) of limit ``key``."""
+        entry = self.limits[key]
+        return entry.low, entry.high
 
     def judge(self, key: str, name: str, value: float, unit: str | None = None) -> Measurement:
         """A measurement of ``value`` judged against limit ``key`` (inclusive bounds)."""

@@ -17,7 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from drivers.devices.base import DeviceClass
 from drivers.errors import DeviceFault
+from gateway.maintenance import dyno_checks as dyno
+from gateway.maintenance.check_outcome import CheckArgumentError, CheckOutcome
 from gateway.records import Measurement, Verdict
+
+__all__ = ["CHECKS", "CheckArgumentError", "CheckOutcome", "CheckSpec", "check_spec"]
 
 
 class CheckGas(BaseModel):
@@ -38,19 +42,6 @@ class FivePointGases(RootModel[list[CheckGas]]):
     root: list[CheckGas] = Field(min_length=5, max_length=5)
 
 
-class CheckArgumentError(ValueError):
-    """A check was asked for with missing or invalid reference values."""
-
-
-@dataclass(frozen=True, slots=True)
-class CheckOutcome:
-    """What a check measured and whether it passed."""
-
-    passed: bool
-    measurements: list[Measurement]
-    note: str = ""
-
-
 CheckFn = Callable[[Any, dict[str, Any]], Awaitable[CheckOutcome]]
 
 
@@ -64,6 +55,8 @@ class CheckSpec:
     run: CheckFn
     #: what a technician must confirm before the check starts
     confirm: str
+    #: the check runs a procedure in time: it gets the lane's ``time_scale`` in its args
+    timed: bool = False
 
 
 def _verdict(ok: bool) -> Verdict:
@@ -199,6 +192,35 @@ async def _opacimeter_filter(opacimeter: Any, args: dict[str, Any]) -> CheckOutc
     )
 
 
+def _dyno_checks() -> tuple[CheckSpec, ...]:
+    """The dyno and flowmeter checks (``dyno_checks``)."""
+    return (
+        CheckSpec(
+            DeviceClass.CHASSIS_DYNAMOMETER,
+            "coast_down",
+            "coast-down (滑行): parasitic loss, then loaded coast time vs computed",
+            dyno.dyno_coast_down,
+            "No vehicle on the rollers; lift down; keep clear of the rollers.",
+            timed=True,
+        ),
+        CheckSpec(
+            DeviceClass.CHASSIS_DYNAMOMETER,
+            "parasitic",
+            "parasitic loss (附加损失) over the speed bands",
+            dyno.dyno_parasitic,
+            "No vehicle on the rollers; lift down; keep clear of the rollers.",
+            timed=True,
+        ),
+        CheckSpec(
+            DeviceClass.FLOWMETER,
+            "flowmeter",
+            "flowmeter check on ambient air: O2 and diluted flow",
+            dyno.flowmeter_check,
+            "Flowmeter hose off the tailpipe, blower running, inlet in clean air.",
+        ),
+    )
+
+
 CHECKS: dict[tuple[DeviceClass, str], CheckSpec] = {
     (spec.device_class, spec.kind): spec
     for spec in (
@@ -251,6 +273,7 @@ CHECKS: dict[tuple[DeviceClass, str], CheckSpec] = {
             _opacimeter_filter,
             "Insert the neutral filter into the light path.",
         ),
+        *_dyno_checks(),
     )
 }
 

@@ -34,7 +34,10 @@ async def run_check(gateway: Gateway, args: dict[str, Any]) -> dict[str, Any]:
     started = utc_now()
     try:
         async with supervisor.hold() as device:
-            outcome = await spec.run(device, dict(args.get("values") or {}))
+            values = dict(args.get("values") or {})
+            if spec.timed:  # a check that runs in time follows the lane's time scale
+                values["time_scale"] = gateway.config.procedure_time_scale
+            outcome = await spec.run(device, values)
     except CheckArgumentError as exc:
         raise CommandError(str(exc)) from None
     except DriverError as exc:  # the check could not be done: nothing is logged as failed

@@ -5,8 +5,12 @@ One function, ``open_link``, knows every way a lane reaches its testers:
 - ``/dev/ttyUSB0``, ``/dev/serial/by-id/...``, a PTY such as ``/dev/pts/7``: a local
   serial port through pyserial-asyncio-fast (event-loop driven, no thread);
 - ``socket://host:port`` (or ``tcp://``): a serial device server in raw TCP mode, opened
-  with asyncio's own TCP transport;
-- ``rfc2217://host:port`` and other pyserial URL handlers: through pyserial.
+  with asyncio's own TCP transport.
+
+pyserial's other URL handlers (``rfc2217://``, ``loop://``, ``spy://``...) are refused
+with ``PortUnavailable``: they open synchronously and run a thread of their own, which
+would block the event loop on open and break the one-owner-per-bus model. A device
+server that speaks RFC 2217 can be switched to raw TCP mode (every one we met can).
 
 The link knows nothing of frames: it buffers what arrives and lets its single owner (the
 bus task) wait for more with a timeout, purge stale input, and write.
@@ -119,9 +123,26 @@ class ByteLink(asyncio.Protocol):
             self._transport.close()
 
 
+#: the URL schemes ``open_link`` takes; anything else with a scheme is refused
+TCP_SCHEMES = ("socket", "tcp")
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``open_link`` would refuse ``url`` outright (None: a path or a TCP URL)."""
+    scheme = urlsplit(url).scheme
+    if "://" in url and scheme not in TCP_SCHEMES:
+        return (
+            f"{scheme}:// is not supported (pyserial's handler blocks the event loop); "
+            "use a device path or socket://host:port (the device server's raw TCP mode)"
+        )
+    return None
+
+
 def _tcp_target(url: str) -> tuple[str, int] | None:
+    if (problem := url_problem(url)) is not None:
+        raise PortUnavailable(f"{url}: {problem}")
     parts = urlsplit(url)
-    if parts.scheme not in ("socket", "tcp"):
+    if parts.scheme not in TCP_SCHEMES:
         return None
     if parts.hostname is None or parts.port is None:
         raise PortUnavailable(f"{url}: expected socket://host:port")

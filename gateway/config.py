@@ -24,7 +24,7 @@ from pydantic import (
 
 from drivers.devices.base import DeviceClass
 from drivers.registry import driver_specs
-from drivers.transport import LineSettings
+from drivers.transport import LineSettings, url_problem
 from gateway.errors import ConfigError, ConfigProblem
 from gateway.integrity import public_key_from_text
 from gateway.yamlpos import load_yaml_with_positions
@@ -120,8 +120,8 @@ class BusConfig(_Model):
     kind: BusKind = "serial"
     url: str = Field(
         min_length=1,
-        description="/dev/serial/by-id/..., socket://host:port, rfc2217://host:port, "
-        "or host:port for modbus_tcp",
+        description="/dev/serial/by-id/..., socket://host:port (a device server in raw TCP "
+        "mode), or host:port for modbus_tcp",
     )
     baudrate: int = Field(default=9600, ge=50, le=4_000_000)
     bytesize: Literal[5, 6, 7, 8] = 8
@@ -141,6 +141,8 @@ class BusConfig(_Model):
             raise ValueError(f"stopbits must be 1, 1.5 or 2, got {self.stopbits}")
         if self.kind == "modbus_tcp" and not re.fullmatch(r"(tcp://)?[^/:]+:\d+", self.url):
             raise ValueError(f"modbus_tcp url must be host:port, got {self.url!r}")
+        if self.kind == "serial" and (problem := url_problem(self.url)) is not None:
+            raise ValueError(problem)
         return self
 
 

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from drivers.bus import StreamBus, Transaction
+from drivers.errors import PortUnavailable
 from drivers.protocols.xk3190 import ReplyDecoder
-from drivers.transport import ByteLink
+from drivers.transport import ByteLink, LineSettings, open_link
 from simulators.base import LanePosition, SimContext
 from simulators.devices.xk3190 import Xk3190Sim
 from simulators.faults import FaultPlan
@@ -98,3 +99,11 @@ async def test_an_observer_that_raises_does_not_end_the_owner() -> None:
         assert len(await one_frame(bus)) == 1
         assert bus.crashed_jobs == 1 and bus.crashed_observer_calls == 1
         assert not asyncio.current_task().cancelling()  # type: ignore[union-attr]
+
+
+async def test_a_pyserial_url_handler_is_refused_without_blocking() -> None:
+    """rfc2217:// (and loop://, spy://) would open in pyserial's own thread and block the
+    loop: refused at once with the reason, like any port that cannot be opened."""
+    for url in ("rfc2217://127.0.0.1:1", "loop://", "spy:///dev/ttyS0"):
+        with pytest.raises(PortUnavailable, match="not supported"):
+            await open_link(url, LineSettings())

@@ -45,6 +45,12 @@ BROKEN = {
     ),
     "bad yaml": ('lane: "L1"', "lane: [L1", "", "not valid YAML"),
     "duplicate id": ("  - id: headlamp\n", "  - id: brake\n", "", "duplicate device id"),
+    "rfc2217 url": (
+        "url: socket://192.168.10.21:4001",
+        "url: rfc2217://192.168.10.21:4001",
+        "buses[",
+        "rfc2217:// is not supported",
+    ),
 }
 
 

@@ -3,9 +3,12 @@ MQTT tests run against a real mosquitto on a free loopback port."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import inspect
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,3 +26,29 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
     broker.start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture
+async def no_task_left_behind() -> AsyncIterator[None]:
+    """Fails an async test that leaves tasks running (an orphan task: nothing awaits its
+    end or sees its error). Tasks already cancelled get a moment to finish."""
+    yield
+    current = asyncio.current_task()
+    pending = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+    if pending:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(2.0):
+                await asyncio.wait(pending)
+    left = [t for t in pending if not t.done()]
+    for task in left:
+        task.cancel()
+    if left:
+        pytest.fail("the test left tasks running: " + ", ".join(t.get_name() for t in left))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every coroutine test gets ``no_task_left_behind``."""
+    for item in items:
+        function = getattr(item, "function", None)
+        if function is not None and inspect.iscoroutinefunction(function):
+            item.fixturenames.append("no_task_left_behind")  # type: ignore[attr-defined]

@@ -203,6 +203,11 @@ class TcpEndpoint(Endpoint):
                     pump = group.create_task(_pump_stream(reader, link))
                     await self._run_session(link)
                     pump.cancel()
+                if link.disconnect_requested is not None:
+                    # stop listening before the client sees its connection close: else its
+                    # reconnect lands in the listen backlog and is reset a moment later (a
+                    # second, spurious outage)
+                    server.close()
                 writer.close()
                 sessions.pop(task, None)
                 if link.disconnect_requested is not None and not disconnect.done():

@@ -163,6 +163,7 @@ class OutboxStore:
         self._bytes = int(size)
         self._oldest_created: float | None = None
         self._oldest_seq: int | None = None
+        self._find_oldest()
 
     def _find_oldest(self) -> None:
         """Remember the oldest waiting record's time and seq (by the primary key: no scan)."""

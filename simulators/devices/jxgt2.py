@@ -154,6 +154,7 @@ class Jxgt2Sim:
         self._result_fresh = False
         #: the vehicle stays on its parking axle for the parking test (see module doc)
         self.parking_pending = False
+        self._pending_vehicle = 0  # position.vehicles when the parking test became due
         #: the last (or current) stream was a parking test
         self.parking_test = False
         #: frames of the last stream (raw device values), for tests and tools
@@ -191,7 +192,8 @@ class Jxgt2Sim:
             await link.send(self.nak)
         elif command == Command.START:
             await link.send(encode_reply(Ack(command)))
-            self.parking_test, self.parking_pending = self.parking_pending, False
+            pending = self.parking_pending and self._same_vehicle()
+            self.parking_test, self.parking_pending = pending, False
             self.streaming = True
             group.create_task(self._stream(link))
         elif command == Command.READ:
@@ -209,17 +211,22 @@ class Jxgt2Sim:
         """The driver drives on, unless the parking test of this axle comes next."""
         if self.axle.parking_brake and not self.parking_test:
             self.parking_pending = True
+            self._pending_vehicle = self._ctx.position.vehicles
         else:
             self._ctx.position.advance()
 
     def _set_state(self, command: Command) -> None:
         if command == Command.LIFT_UP and self.parking_pending:
             self.parking_pending = False  # no parking test: the vehicle drives on
-            self._ctx.position.advance()
+            if self._same_vehicle():  # (a new vehicle came in meanwhile: it stays)
+                self._ctx.position.advance()
         if command in (Command.LIFT_UP, Command.LIFT_DOWN):
             self.lift_up = command == Command.LIFT_UP
         elif command == Command.ZERO:
             self.zeroed = True
+
+    def _same_vehicle(self) -> bool:
+        return self._pending_vehicle == self._ctx.position.vehicles
 
     def _weigh(self) -> WeightFrame:
         if self.lift_up:

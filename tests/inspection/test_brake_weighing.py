@@ -37,3 +37,17 @@ async def test_each_vehicle_is_weighed_from_its_first_axle(
     for axles in loads:
         assert axles[0] == pytest.approx(FRONT_KG, rel=0.04), loads  # B1 is the front axle
         assert axles[1:] == [pytest.approx(REAR_KG, rel=0.04)] * len(axles[1:]), loads
+
+
+@pytest.mark.mqtt
+async def test_roller_weights_that_do_not_settle_are_not_used(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """Without an axle plate the tester weighs on its rollers: a weight is used only once
+    a few readings in a row agree (before: the median of any three)."""
+    async with brake_lane(tmp_path, mosquitto.port, "brake-unsettled-rollers.yaml") as (_, st):
+        records = await inspect(st, mosquitto.port, vehicle_order(1, ["B1"]))
+    b1 = records["B1"]
+    assert b1["verdict"] == "aborted", values(b1)
+    assert "did not settle" in b1["reason"] and "not used" in b1["reason"]
+    assert "static_axle_load" not in values(b1)

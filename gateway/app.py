@@ -171,6 +171,8 @@ class Gateway:
             outbox.store.close()
             raise StateInconsistent(report.problems)
         created = not report.key_present
+        if created:  # first start: say "nothing produced yet" before the key exists
+            outbox.store.record_high_water()
         self.sealer = Sealer(load_or_create_key(cfg.state_dir / KEY_FILE))
         recorded = report.high_water
         outbox.store.bind_key(self.sealer.public_key)

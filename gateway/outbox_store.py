@@ -254,6 +254,11 @@ class OutboxStore:
             log.info("sequence_record_written_again", last_seq=self._last_seq)
         self._high_water_error = None
 
+    def record_high_water(self) -> None:
+        """Write ``sequence.json`` for the state as it is (before a key exists: a crash
+        right after the key is made then leaves a record saying nothing was produced)."""
+        self._record_high_water()
+
     def bind_key(self, public_key: str) -> None:
         """Record the public key the records are signed with (in the outbox and in
         ``sequence.json``); called at start, once the key was checked against both."""

@@ -160,3 +160,17 @@ async def test_finished_inspections_are_remembered_across_a_reopen(tmp_path: Pat
     again = FinishedInspections(tmp_path / "inspections.sqlite3")
     assert again.last_attempt("44010012026112001") == 2
     again.close()
+
+
+def test_a_crash_during_the_first_start_is_not_an_alarm(tmp_path: Path) -> None:
+    """The daemon's first start: outbox made, "nothing produced" recorded, then the key;
+    killed right after the key, the next start must not see a key next to an empty
+    outbox as a loss."""
+    state = tmp_path / "state"
+    store = OutboxStore(state / "outbox.sqlite3", 10_000_000)
+    store.record_high_water()
+    store.close()
+    load_or_create_key(state / "gateway.key")
+    assert assess(state).ok
+    (state / "sequence.json").unlink()  # without that record the same files are a loss
+    assert assess(state).codes == ["outbox_missing"]

@@ -19,7 +19,8 @@ refuses to start (exit 2, a message naming the file and what to do) when:
 - ``sequence_damaged``: ``sequence.json`` cannot be read;
 - ``key_missing``: the key is gone while records were signed; ``key_mismatch``: it is
   not the key they were signed with; ``key_unusable``: it cannot be loaded;
-  ``key_exposed``: readable by others (fixed with chmod, not by a recovery).
+  ``key_exposed``: readable by others, ``key_unreadable``: not readable by this user
+  (fixed with chmod or chown, not by a recovery).
 
 A technician recovers explicitly (``gateway.state_recovery``, ``lanegw state recover``).
 """
@@ -53,8 +54,8 @@ OUTBOX_FILE: Final = "outbox.sqlite3"
 KEY_FILE: Final = "gateway.key"
 EVIDENCE_DIR: Final = "evidence"
 LOCK_FILE: Final = "lanegw.lock"
-#: problems ``lanegw state recover`` cannot repair (a chmod does)
-NOT_RECOVERABLE: Final = frozenset({"key_exposed"})
+#: problems ``lanegw state recover`` cannot repair (a chmod or chown does)
+NOT_RECOVERABLE: Final = frozenset({"key_exposed", "key_unreadable"})
 
 RECOVER = "`lanegw state recover --accept-loss --technician NAME -c CONFIG`"
 
@@ -220,6 +221,13 @@ def _read_key(path: Path) -> tuple[Ed25519PrivateKey | None, Problem | None]:
         message = f"the signing key is readable by others (mode {mode & 0o777:o})"
         return None, Problem("key_exposed", path, message, f"Run `chmod 600 {path}`.")
     try:
+        with path.open("rb"):
+            pass
+    except PermissionError:
+        message = "the signing key cannot be read by this user"
+        remedy = f"Run as the gateway's user (or root), or give it back: `chown lanegw {path}`."
+        return None, Problem("key_unreadable", path, message, remedy)
+    try:
         return load_key(path), None
     except KeyFileError as exc:
         remedy = f"Restore the key from a backup, or run {RECOVER} (a new key is made)."
@@ -300,7 +308,7 @@ def _empty_outbox(report: StateReport, path: Path) -> list[Problem]:
 
 
 def _key_problems(report: StateReport, key: Ed25519PrivateKey | None) -> list[Problem]:
-    if any(p.code in ("key_exposed", "key_unusable") for p in report.problems):
+    if any(p.code.startswith("key_") for p in report.problems):
         return []
     path, hw, outbox = report.path(KEY_FILE), report.high_water, report.outbox
     expected = {k for k in (hw.public_key if hw else None, outbox.public_key) if k}

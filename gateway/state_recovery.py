@@ -18,6 +18,7 @@ instead of an alarm it cannot interpret:
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -79,6 +80,19 @@ def recover(
         return _recover(config, technician, last_seq, note)
     finally:
         lock.release()
+        _give_back(config.state_dir)
+
+
+def _give_back(state_dir: Path) -> None:
+    """Files made by a recovery run as root belong to the state directory's owner (the
+    daemon's user), or the daemon could not open them."""
+    if os.geteuid() != 0:
+        return
+    owner = state_dir.stat()
+    for path in state_dir.iterdir():
+        info = path.lstat()
+        if path.is_file() and (info.st_uid, info.st_gid) != (owner.st_uid, owner.st_gid):
+            os.chown(path, owner.st_uid, owner.st_gid, follow_symlinks=False)
 
 
 def _recover(

@@ -5,6 +5,7 @@ daemon run does not reach quickly, the lock, the finished-inspection memory."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,17 @@ def test_a_crash_during_the_first_start_is_not_an_alarm(tmp_path: Path) -> None:
     assert assess(state).ok
     (state / "sequence.json").unlink()  # without that record the same files are a loss
     assert assess(state).codes == ["outbox_missing"]
+
+
+def test_files_made_by_a_recovery_as_root_belong_to_the_daemon_s_user(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.fail("run as root (CI does): a recovery as root must give files back")
+    config = lane(tmp_path)
+    produced(config.state_dir, 2)
+    daemon_user = 65534  # nobody: stands for lanegw
+    os.chown(config.state_dir, daemon_user, daemon_user)
+    (config.state_dir / "gateway.key").unlink()
+    recover(config, "Li Wei")
+    owners = {p.name: p.stat().st_uid for p in config.state_dir.iterdir() if p.is_file()}
+    assert owners and set(owners.values()) == {daemon_user}, owners
+    assert {"gateway.key", "outbox.sqlite3", "sequence.json", "lanegw.lock"} <= set(owners)

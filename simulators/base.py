@@ -30,10 +30,10 @@ class LanePosition:
     Tests and tools may also set it directly.
     """
 
+    vehicles: int = field(default=0)  # vehicles driven in by ``new_vehicle``
     axle_index: int = 0
     axle_count: int = 1
     moves: int = field(default=0)
-    vehicles: int = field(default=0)
 
     def advance(self) -> None:
         """Drive on to the next axle (wrapping round to the first: next vehicle)."""

@@ -74,7 +74,7 @@ def check(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable report")] = False,
 ) -> None:
     """Check the state directory as the daemon does at start: exit 0 when it may start,
-    1 with each problem and what to do when it would refuse.
+    3 (done, the result a failure) with each problem and what to do when it would refuse.
 
     Example: [bold]lanegw state check -c /etc/lanegw/lane.yaml[/]
     """
@@ -91,7 +91,7 @@ def check(
     else:
         _print_report(report, running)
     if not report.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(3)
 
 
 def _print_report(report: StateReport, running: str | None) -> None:
@@ -164,9 +164,9 @@ def recover_command(
         raise typer.Exit(2)
     try:
         done = recover(lane, technician.strip(), last_seq, note)
-    except (StateBusy, RecoveryRefused) as exc:
+    except (StateBusy, RecoveryRefused) as exc:  # the daemon runs, or it cannot be done
         err.print(f"[red]{exc}[/]")
-        raise typer.Exit(2) from None
+        raise typer.Exit(1) from None
     record = done.record
     if as_json:
         body = {

@@ -293,10 +293,10 @@ def test_a_plain_crash_and_a_lost_sequence_record_start_normally(state: Path) ->
     assert json.loads((state / "sequence.json").read_text())["last_seq"] == 4
 
 
-def test_state_check_names_the_problem_and_exits_1(state: Path) -> None:
+def test_state_check_names_the_problem_and_exits_3(state: Path) -> None:
     damage(state, WAL)
     result = lanegw("state", "check", "--json", config=state.parent / "lane.yaml")
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 3, result.stderr  # done, and the result is a failure
     report = json.loads(result.stdout)
     assert [p["code"] for p in report["problems"]] == ["sequence_behind"]
     assert report["outbox"]["last_seq"] == 2 and report["sequence"]["last_seq"] == 4

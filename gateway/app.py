@@ -47,6 +47,14 @@ from gateway.records import (
 from gateway.sdnotify import feed_watchdog, notify
 from gateway.secrets import read_mqtt_password
 from gateway.signals import until_signalled
+from gateway.state import (
+    KEY_FILE,
+    OUTBOX_FILE,
+    StateInconsistent,
+    StateLock,
+    assess,
+    outbox_present,
+)
 from gateway.supervisor import DeviceSupervisor
 
 log = structlog.get_logger("lanegw")
@@ -100,11 +108,10 @@ class Gateway:
 
     def __post_init__(self) -> None:
         cfg = self.config
-        self.outbox = Outbox(
-            cfg.state_dir / "outbox.sqlite3", cfg.outbox.max_bytes, cfg.outbox.alarm_fraction
-        )
+        self.state_lock = StateLock(cfg.state_dir, f"lanegw daemon {cfg.client_id}")
+        self.state_lock.acquire()
+        self.outbox = self._open_state()
         self.evidence = EvidenceStore(cfg.state_dir / "evidence")
-        self.sealer = Sealer(load_or_create_key(cfg.state_dir / "gateway.key"))
         self.frames = FrameRecorder()
         self.buses = {b.id: build_bus(b, self.metrics, self.frames) for b in cfg.buses}
         self.supervisors: dict[str, DeviceSupervisor] = {}
@@ -149,6 +156,39 @@ class Gateway:
         self.control = ControlServer(self)
         self._telemetry_slot: dict[str, float] = {}  # per device: next telemetry slot
         self._telemetry_interval = 1.0 / cfg.mqtt.telemetry_max_hz
+
+    def _open_state(self) -> Outbox:
+        """Open the outbox and the key, refusing a state that is not consistent
+        (``gateway.state``: a missing, damaged or rolled-back outbox, a lost or foreign
+        key); never creates an outbox or a key where records were made before."""
+        cfg = self.config
+        if not outbox_present(cfg.state_dir / OUTBOX_FILE):  # judge before creating one
+            early = assess(cfg.state_dir, open_outbox=False)
+            if not early.ok:
+                raise StateInconsistent(early.problems)
+        outbox = Outbox(
+            cfg.state_dir / OUTBOX_FILE, cfg.outbox.max_bytes, cfg.outbox.alarm_fraction
+        )
+        report = assess(cfg.state_dir, outbox.store)
+        if not report.ok:
+            outbox.store.close()
+            raise StateInconsistent(report.problems)
+        created = not report.key_present
+        if created:  # first start: say "nothing produced yet" before the key exists
+            outbox.store.record_high_water()
+        self.sealer = Sealer(load_or_create_key(cfg.state_dir / KEY_FILE))
+        recorded = report.high_water
+        outbox.store.bind_key(self.sealer.public_key)
+        if created:
+            log.info("gateway_key_created", public_key=self.sealer.public_key)
+        last_seq = outbox.store.last_seq
+        if (recorded is None and last_seq) or (recorded and recorded.last_seq != last_seq):
+            log.warning(  # behind the outbox (a crash between commit and write), or new
+                "sequence_record_updated",
+                recorded_last_seq=None if recorded is None else recorded.last_seq,
+                last_seq=last_seq,
+            )
+        return outbox
 
     @property
     def gateway_id(self) -> str:
@@ -308,6 +348,7 @@ class Gateway:
             await self.outbox.aclose()
             for lock in locks:
                 lock.release()
+            self.state_lock.release()
             log.info("gateway_stopped")
 
 

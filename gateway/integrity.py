@@ -1,7 +1,9 @@
 """Record integrity: every record is signed and chained, so tampering is detectable.
 
 - The gateway's Ed25519 key is created at first start in ``{state_dir}/gateway.key``
-  (mode 0600); the daemon refuses to start if the file is readable by group or others.
+  (mode 0600); the daemon refuses to start if the file is readable by group or others,
+  and if it is missing or another key than the one earlier records were signed with
+  (``gateway.state``: only a technician's recovery replaces it).
   Its public key is announced in the birth message.
 - A record's *body* is its canonical JSON without the ``signature`` and ``replayed``
   fields. ``signature`` is the Ed25519 signature of the body; the record's hash is
@@ -90,21 +92,33 @@ def record_hash(record: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_body(record)).hexdigest()
 
 
-def load_or_create_key(path: Path) -> Ed25519PrivateKey:
-    """The gateway's signing key; created (0600) on first start."""
-    if path.exists():
+def load_key(path: Path) -> Ed25519PrivateKey | None:
+    """The gateway's signing key from ``path``; None when the file does not exist.
+
+    Raises ``KeyFileError`` for a key readable by group or others, or one that is not a
+    usable Ed25519 private key.
+    """
+    try:
         mode = path.stat().st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise KeyFileError(
-                f"{path} is readable by others (mode {mode & 0o777:o}): chmod 600 {path}"
-            )
-        try:
-            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        except ValueError as exc:
-            raise KeyFileError(f"{path} is not a usable private key: {exc}") from None
-        if not isinstance(key, Ed25519PrivateKey):
-            raise KeyFileError(f"{path} is not an Ed25519 key")
-        return key
+    except FileNotFoundError:
+        return None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise KeyFileError(
+            f"{path} is readable by others (mode {mode & 0o777:o}): chmod 600 {path}"
+        )
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except ValueError as exc:
+        raise KeyFileError(f"{path} is not a usable private key: {exc}") from None
+    except OSError as exc:
+        raise KeyFileError(f"{path} cannot be read: {exc.strerror}") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyFileError(f"{path} is not an Ed25519 key")
+    return key
+
+
+def create_key(path: Path) -> Ed25519PrivateKey:
+    """Create a new signing key at ``path`` (mode 0600; fails if the file exists)."""
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -116,6 +130,16 @@ def load_or_create_key(path: Path) -> Ed25519PrivateKey:
         handle.flush()
         os.fsync(handle.fileno())
     return key
+
+
+def load_or_create_key(path: Path) -> Ed25519PrivateKey:
+    """The gateway's signing key; created (0600) when there is none.
+
+    The daemon calls this only after ``gateway.state`` found that no record was ever
+    signed in this state directory: a key that went missing is never replaced silently.
+    """
+    key = load_key(path)
+    return create_key(path) if key is None else key
 
 
 def public_key_text(key: Ed25519PublicKey) -> str:

@@ -15,6 +15,13 @@ running are still accepted (results are never dropped). A full disk counts the s
 new inspections are refused while less than ``MIN_FREE_BYTES`` are free or the last
 record could not be written (its producer keeps it and retries); a delivered record
 that cannot be deleted stays and its deletion is retried.
+
+Every commit of a record also replaces ``sequence.json`` next to the outbox (the
+high-water record, ``gateway.sequence``), on this same thread, after the transaction:
+an outbox that later loses committed records (a deleted ``-wal``, a restored backup) is
+then caught at start (``gateway.state``) instead of reusing their sequence numbers. A
+file that is not a sound SQLite database raises ``OutboxDamaged``, never a bare
+``sqlite3`` error.
 """
 
 from __future__ import annotations
@@ -30,9 +37,16 @@ from typing import Any, Final
 
 import structlog
 
-from gateway.errors import OutboxFull
+from gateway.errors import GatewayError, OutboxFull
 from gateway.integrity import GENESIS_HASH, Sealed
 from gateway.records import ResultRecord
+from gateway.sequence import (
+    SEQUENCE_FILE,
+    HighWater,
+    SequenceFileError,
+    read_high_water,
+    write_high_water,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -54,6 +68,21 @@ MIN_FREE_BYTES: Final = 1024 * 1024
 
 #: signs a record (parsed JSON) and links it to the previous hash
 SealFn = Callable[[dict[str, Any], str], Sealed]
+
+
+class OutboxDamaged(GatewayError):
+    """The outbox file is not a sound SQLite database (truncated, overwritten, corrupt)."""
+
+    def __init__(self, path: Path, detail: str) -> None:
+        super().__init__(
+            f"{path} is damaged ({detail}): the gateway will not start on it, since the"
+            " records waiting in it would be lost silently. Stop the daemon, copy the"
+            " state directory aside, then restore the outbox from a backup, or run"
+            " `lanegw state recover --accept-loss --technician NAME` (the file is kept"
+            " aside, its undelivered records are declared lost in a signed record)"
+        )
+        self.path = path
+        self.detail = detail
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,28 +126,52 @@ class OutboxStore:
         self.path = path
         self.max_bytes = max_bytes
         self.alarm_bytes = int(max_bytes * alarm_fraction)
+        self.high_water_path = path.with_name(SEQUENCE_FILE)
         # opened here, used on the outbox's worker thread afterwards (never two at once)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise OutboxDamaged(path, str(exc)) from None
+        try:
+            self._open()
+        except (sqlite3.DatabaseError, ValueError, TypeError) as exc:  # TypeError: bad meta
+            self._db.close()
+            raise OutboxDamaged(path, str(exc)) from None
+        try:
+            #: the high-water record as found at open (None: none, or unreadable)
+            self.high_water_at_open: HighWater | None = read_high_water(self.high_water_path)
+        except SequenceFileError:
+            self.high_water_at_open = None  # gateway.state reports it; not our decision
+        self._high_water_error: str | None = None
+        self._write_error: str | None = None  # why the last record could not be stored
+        self._unremoved: list[tuple[str, list[int] | list[str]]] = []  # deletions to retry
+
+    def _open(self) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._check_integrity()
         self._db.executescript(_SCHEMA)
         self._last_seq = int(self._meta("last_seq", 0))
         self._last_hash = str(self._meta("last_hash", GENESIS_HASH))
+        key = self._meta("public_key", "")
+        #: the public key the records are signed with, as recorded (None: not recorded)
+        self.public_key: str | None = str(key) if key else None
         depth, size = self._db.execute(
             "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM records"
         ).fetchone()
         self._depth = int(depth)
         self._bytes = int(size)
         self._oldest_created: float | None = None
+        self._oldest_seq: int | None = None
         self._find_oldest()
-        self._write_error: str | None = None  # why the last record could not be stored
-        self._unremoved: list[tuple[str, list[int] | list[str]]] = []  # deletions to retry
 
     def _find_oldest(self) -> None:
-        """Remember the oldest waiting record's time (by the primary key: no scan)."""
-        row = self._db.execute("SELECT created_at FROM records ORDER BY seq LIMIT 1").fetchone()
+        """Remember the oldest waiting record's time and seq (by the primary key: no scan)."""
+        row = self._db.execute(
+            "SELECT created_at, seq FROM records ORDER BY seq LIMIT 1"
+        ).fetchone()
         self._oldest_created = None if row is None else float(row[0])
+        self._oldest_seq = None if row is None else int(row[1])
 
     def _check_integrity(self) -> None:
         (result,) = self._db.execute("PRAGMA quick_check").fetchone()
@@ -157,11 +210,7 @@ class OutboxStore:
                     " VALUES (?, ?, ?, ?, ?)",
                     (seq, record.record_id, payload, created, int(offline)),
                 )
-                self._db.executemany(
-                    "INSERT INTO meta (key, value) VALUES (?, ?)"
-                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    [("last_seq", seq), ("last_hash", new_hash)],
-                )
+                self._set_meta([("last_seq", seq), ("last_hash", new_hash)])
         except sqlite3.OperationalError as exc:
             self._write_error = str(exc)
             raise OutboxFull(f"outbox write failed: {exc}") from exc
@@ -172,8 +221,76 @@ class OutboxStore:
         self._bytes += len(payload)
         if self._oldest_created is None:
             self._oldest_created = created
+            self._oldest_seq = seq
+        self._record_high_water()
         self._retry_deletions()
         return record
+
+    # the high-water record ---------------------------------------------------------------
+    def _record_high_water(self) -> None:
+        """Write ``sequence.json`` for the state committed now (after the transaction).
+
+        A failure is logged, never raised: the record is committed, and a high-water
+        record behind the outbox is accepted at start. Never written lower than what it
+        said at open: a rolled-back outbox must not erase the evidence of its loss.
+        """
+        found = self.high_water_at_open
+        if found is not None and found.last_seq > self._last_seq:
+            log.error(
+                "sequence_record_not_lowered",
+                outbox_last_seq=self._last_seq,
+                recorded_last_seq=found.last_seq,
+            )
+            return
+        record = HighWater(self._last_seq, self._last_hash, self._oldest_seq, self.public_key)
+        try:
+            write_high_water(self.high_water_path, record)
+        except OSError as exc:
+            if self._high_water_error is None:
+                log.warning("sequence_record_not_written", error=str(exc))
+            self._high_water_error = str(exc)
+            return
+        if self._high_water_error is not None:
+            log.info("sequence_record_written_again", last_seq=self._last_seq)
+        self._high_water_error = None
+
+    def record_high_water(self) -> None:
+        """Write ``sequence.json`` for the state as it is (before a key exists: a crash
+        right after the key is made then leaves a record saying nothing was produced)."""
+        self._record_high_water()
+
+    def bind_key(self, public_key: str) -> None:
+        """Record the public key the records are signed with (in the outbox and in
+        ``sequence.json``); called at start, once the key was checked against both."""
+        if public_key != self.public_key:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._set_meta([("public_key", public_key)])
+            self.public_key = public_key
+        self.high_water_at_open = None  # checked and accepted: from now on we write it
+        self._record_high_water()
+
+    def continue_from(self, last_seq: int, last_hash: str) -> None:
+        """Continue numbering after ``last_seq`` (and chaining after ``last_hash``):
+        the recovery of lost state, so that no sequence number is used twice."""
+        if last_seq < self._last_seq:
+            raise ValueError(f"cannot go back from seq {self._last_seq} to {last_seq}")
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._set_meta([("last_seq", last_seq), ("last_hash", last_hash)])
+        self._last_seq, self._last_hash = last_seq, last_hash
+
+    def _set_meta(self, items: list[tuple[str, int | str]]) -> None:
+        self._db.executemany(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            items,
+        )
+
+    def newest_payload(self) -> bytes | None:
+        """The stored JSON of the newest waiting record (to check its signature)."""
+        row = self._db.execute("SELECT payload FROM records ORDER BY seq DESC LIMIT 1").fetchone()
+        return None if row is None else bytes(row[0])
 
     # delivering ------------------------------------------------------------------------
     def pending(self, after_seq: int, limit: int) -> list[PendingRecord]:
@@ -327,6 +444,11 @@ class OutboxStore:
     def last_seq(self) -> int:
         """The sequence number of the last record produced."""
         return self._last_seq
+
+    @property
+    def last_hash(self) -> str:
+        """The chain hash of the last record produced."""
+        return self._last_hash
 
     @property
     def depth(self) -> int:

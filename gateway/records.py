@@ -85,7 +85,7 @@ class Evidence(_Model):
     )
 
 
-RecordKind = Literal["item", "summary", "calibration", "check"]
+RecordKind = Literal["item", "summary", "calibration", "check", "recovery"]
 
 FlagCode = Literal["identical_curve", "no_noise", "above_range", "diluted_sample"]
 
@@ -100,6 +100,38 @@ class Flag(_Model):
     )
     message: str
     evidence: str | None = Field(default=None, description="SHA-256 of the evidence concerned")
+
+
+class StateRecovery(_Model):
+    """What a technician's recovery of the gateway's state declared (kind ``recovery``):
+    the explained gap and chain restart the station is to expect. docs/security.md."""
+
+    problems: list[str] = Field(
+        description="what was wrong: outbox_damaged, outbox_missing, sequence_behind, "
+        "outbox_replaced, sequence_damaged, key_missing, key_mismatch"
+    )
+    lost_seq_first: int | None = Field(
+        default=None, description="the first seq that may be lost (none lost: null)"
+    )
+    lost_seq_last: int | None = Field(
+        default=None,
+        description="the last seq that may be lost; records in first..last the station did "
+        "not receive are gone for good",
+    )
+    chain_restarts: bool = Field(
+        description="true when prev_hash is 64 zeros because the last hash was lost; false "
+        "when it links to record lost_seq_last (or the last record before this one)"
+    )
+    previous_public_key: str | None = Field(
+        default=None,
+        description="the key earlier records were signed with, when this record starts a "
+        "new key (the station must be told to trust the new one)",
+    )
+    technician: str
+    note: str | None = None
+    kept_aside: list[str] = Field(
+        default_factory=list, description="damaged files moved aside (kept for analysis)"
+    )
 
 
 class ResultRecord(_Model):
@@ -128,6 +160,11 @@ class ResultRecord(_Model):
     )
     started_at: datetime
     finished_at: datetime
+    recovery: StateRecovery | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,  # only records of kind recovery carry it
+        description="kind recovery only: the state recovery this record declares",
+    )
     canon: Literal["rfc8785"] | None = Field(
         default=None,
         description="how the signed body is canonicalized: rfc8785 (JCS); absent on records"

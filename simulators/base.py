@@ -23,9 +23,14 @@ class LanePosition:
 
     The weigher and the brake tester read the loads of ``axle_index``; the brake
     tester moves the vehicle on by one axle after its result has been read, as a driver
-    would after the lamp says "next axle". Tests and tools may also set it directly.
+    would after the lamp says "next axle". Whoever plays the station calls
+    ``new_vehicle`` with each order: the next vehicle drives in first axle first, even
+    when the last one left with axles untested (an order of B1 alone, an aborted axle).
+    Without it the next vehicle's B1 would weigh and brake the last one's rear axle.
+    Tests and tools may also set it directly.
     """
 
+    vehicles: int = field(default=0)  # vehicles driven in by ``new_vehicle``
     axle_index: int = 0
     axle_count: int = 1
     moves: int = field(default=0)
@@ -37,6 +42,12 @@ class LanePosition:
         """Drive on to the next axle (wrapping round to the first: next vehicle)."""
         self.axle_index = (self.axle_index + 1) % self.axle_count
         self.moves += 1
+
+    def new_vehicle(self) -> None:
+        """The next vehicle drives onto the lane, its first axle first."""
+        self.axle_index = 0
+        self.moves += 1
+        self.vehicles += 1
 
 
 @dataclass(slots=True)

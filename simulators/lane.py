@@ -80,6 +80,10 @@ class SimLane:
         self.position = LanePosition(axle_count=len(scenario.vehicle.axles))
         self.running: dict[str, RunningSim] = {}
 
+    def new_vehicle(self) -> None:
+        """The next vehicle drives in, first axle first (call it with each order)."""
+        self.position.new_vehicle()
+
     async def start(self, group: asyncio.TaskGroup) -> dict[str, RunningSim]:
         """Start every simulator as a task of ``group``; returns when all listen."""
         specs = sim_specs()

@@ -4,7 +4,10 @@ problem with its line), and how a daemon is started from the command line."""
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 import typer
@@ -12,6 +15,8 @@ from rich.console import Console
 
 from gateway.errors import ConfigError, GatewayError
 from gateway.logs import LogFormat, configure_logging
+from gateway.portlock import PortBusy
+from gateway.state import StateBusy
 
 
 def exit_with_problems(exc: ConfigError, console: Console) -> NoReturn:
@@ -29,14 +34,25 @@ def run_daemon(
     console: Console,
 ) -> None:
     """Set up logging and run a daemon until it stops; what it refuses to start with
-    (unusable secrets or key file, a busy port, an unreachable database) exits 2."""
+    (unusable secrets or key file, inconsistent state, an unreachable database) exits 2,
+    which the systemd unit does not restart (RestartPreventExitStatus=2): a human must
+    act. What may clear by itself (a port or the state directory held by a technician's
+    tool) exits 75 (EX_TEMPFAIL), and systemd tries again. In JSON log format the
+    refusal is one JSON line on stderr, like every other line of the daemon."""
     if log_format not in ("auto", "json", "console"):
         console.print(f"[red]--log-format must be auto, json or console, not {log_format!r}[/]")
         raise typer.Exit(2)
     fmt: LogFormat = log_format  # type: ignore[assignment]
-    configure_logging(fmt, log_level.upper())
+    resolved = configure_logging(fmt, log_level.upper())
     try:
         asyncio.run(main())
     except GatewayError as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(2) from None
+        code = 75 if isinstance(exc, (PortBusy, StateBusy)) else 2
+        if resolved == "json":
+            now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+            line = {"event": "start_refused", "level": "error", "error": str(exc),
+                    "exit": code, "timestamp": now}  # fmt: skip
+            print(json.dumps(line, ensure_ascii=False), file=sys.stderr)
+        else:
+            console.print(f"[red]{exc}[/]", soft_wrap=True)
+        raise typer.Exit(code) from None

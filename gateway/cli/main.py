@@ -22,6 +22,7 @@ from gateway.cli import probe as probe_cmd
 from gateway.cli import status as status_cmd
 from gateway.cli.common import exit_with_problems, run_daemon
 from gateway.cli.inspect import inspect_app
+from gateway.cli.state import state_app
 from gateway.config import LaneConfig, load_config
 from gateway.errors import ConfigError
 from gateway.logs import configure_logging
@@ -44,6 +45,7 @@ app.command()(maintenance_cmd.check)
 app.command()(maintenance_cmd.lockouts)
 app.command()(calibrate_cmd.calibrate)
 app.add_typer(inspect_app, name="inspect")
+app.add_typer(state_app, name="state")
 try:  # the station server is an extra: `pip install 'lane-gateway[station]'`
     from station.cli import station_app
 except ImportError as exc:  # an edge box installs the gateway alone

@@ -4,7 +4,8 @@ GB 7258 / PSB 18C81 take static loads from the horizontal weighing plate (水平
 roller tester with weighing (JXGT2) can weigh the axle on its rollers too. So: when the
 lane has axle weighers (XK3190), they weigh (one plate per axle gives the axle load, a
 left and a right wheel plate give the wheel loads); otherwise the brake tester does (the
-median of a few readings per wheel). docs/items-brake.md.
+readings until a few in a row agree, their median per wheel: a weight is used only once
+it is stable, from either source). docs/items-brake.md.
 """
 
 from __future__ import annotations
@@ -20,8 +21,14 @@ from drivers.devices.xk3190_weigher import WeightReading
 from gateway.inspection.brake_judge import StaticLoads
 from gateway.inspection.items import ItemAborted, ItemContext
 
-#: roller weighings per axle; their median is the static wheel load
+#: roller weighings in a row that must agree; their median is the static wheel load
 WEIGH_READINGS: Final = 3
+#: at most this many roller weighings before the weight is called unstable
+ROLLER_MAX_READINGS: Final = 12
+#: readings "agree" when each wheel's spread is within this fraction of its load, or
+#: within ROLLER_TOLERANCE_KG for light wheels (scale divisions, noise of a settled axle)
+ROLLER_TOLERANCE_FRACTION: Final = 0.03
+ROLLER_TOLERANCE_KG: Final = 10.0
 #: longest wait for an axle plate to settle, seconds (a bound, not a procedure time)
 WEIGH_TIMEOUT_S: Final = 30.0
 #: below this an axle (or wheel plate) reading means "nothing on it", kg
@@ -78,8 +85,27 @@ async def plate_loads(ctx: ItemContext) -> StaticLoads | None:
 
 
 async def roller_loads(tester: RollerScale) -> StaticLoads:
-    """Static wheel loads from the tester's own weighing: the median of a few readings."""
-    readings = [await tester.read_wheel_loads() for _ in range(WEIGH_READINGS)]
-    left = float(statistics.median(r.load_left_kg for r in readings))
-    right = float(statistics.median(r.load_right_kg for r in readings))
-    return StaticLoads(left + right, "brake_tester", left, right)
+    """Static wheel loads from the tester's own weighing, once stable: the median of the
+    first ``WEIGH_READINGS`` readings in a row that agree (``ItemAborted`` when none do
+    within ``ROLLER_MAX_READINGS``: the axle is still moving, or the scale is faulty)."""
+    readings: list[WheelLoads] = []
+    for _ in range(ROLLER_MAX_READINGS):
+        readings.append(await tester.read_wheel_loads())
+        window = readings[-WEIGH_READINGS:]
+        if len(window) == WEIGH_READINGS and _agree(window):
+            left = float(statistics.median(r.load_left_kg for r in window))
+            right = float(statistics.median(r.load_right_kg for r in window))
+            return StaticLoads(left + right, "brake_tester", left, right)
+    shown = ", ".join(f"{r.load_left_kg:.0f}/{r.load_right_kg:.0f}" for r in readings[-4:])
+    raise ItemAborted(
+        f"the wheel loads did not settle in {ROLLER_MAX_READINGS} weighings"
+        f" (last, left/right kg: {shown}): not used"
+    )
+
+
+def _agree(readings: list[WheelLoads]) -> bool:
+    for side in ([r.load_left_kg for r in readings], [r.load_right_kg for r in readings]):
+        bound = max(ROLLER_TOLERANCE_KG, ROLLER_TOLERANCE_FRACTION * max(side))
+        if max(side) - min(side) > bound:
+            return False
+    return True

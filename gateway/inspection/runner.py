@@ -1,7 +1,8 @@
 """Runs inspection orders one at a time and turns each item into a durable record.
 
 Orders wait in a short queue (one inspection per lane at a time); past ``MAX_QUEUED``,
-while the outbox is in alarm, or when an item needs a device the lane lacks, an order is
+while the outbox is in alarm, when an item needs a device the lane lacks, or when the
+same inspection and attempt already finished (a replay; ``finished``), an order is
 refused with the reason. Each item runs in its own task so an abort command can cancel
 it; the item then ends as ``aborted`` with the reason, and so does the inspection. A
 whole-vehicle summary record closes every inspection.
@@ -18,6 +19,7 @@ import structlog
 
 from drivers.errors import DriverError
 from gateway.errors import InspectionRefused, OutboxFull
+from gateway.inspection.finished import FinishedInspections
 from gateway.inspection.items import (
     InspectionState,
     ItemAborted,
@@ -58,6 +60,7 @@ class InspectionRunner:
         self.current_inspection: str | None = None
         self._item_task: asyncio.Task[ItemOutcome] | None = None
         self._aborting: str | None = None
+        self.finished = FinishedInspections(gateway.config.state_dir / "inspections.sqlite3")
 
     @property
     def queued(self) -> int:
@@ -79,6 +82,13 @@ class InspectionRunner:
         if order.inspection_id in ids:
             raise InspectionRefused(
                 f"inspection {order.inspection_id} is already queued or running"
+            )
+        done = self.finished.last_attempt(order.inspection_id)
+        if done is not None and order.attempt <= done:
+            raise InspectionRefused(
+                f"inspection {order.inspection_id} attempt {order.attempt} has already been"
+                f" run (attempts up to {done} finished): a replayed order is not run again;"
+                f" a retest is attempt {done + 1}"
             )
         if len(self._queue) >= MAX_QUEUED:
             raise InspectionRefused(f"lane busy: {len(self._queue)} orders already waiting")
@@ -133,6 +143,7 @@ class InspectionRunner:
             self.current_inspection = order.inspection_id
             try:
                 await self._inspect(order)
+                await self.finished.remember(order.inspection_id, order.attempt)
             finally:
                 self.current_inspection = None
                 self._aborting = None

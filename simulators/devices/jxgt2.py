@@ -188,6 +188,7 @@ class Jxgt2Sim:
         self._result_fresh = False
         #: the vehicle stays on its parking axle for the parking test (see module doc)
         self.parking_pending = False
+        self._pending_vehicle = 0  # position.vehicles when the parking test became due
         #: the last (or current) stream was a parking test
         self.parking_test = False
         #: frames of the last stream (raw device values), for tests and tools
@@ -214,7 +215,8 @@ class Jxgt2Sim:
             await link.send(self.nak)  # also a request with a bad checksum
         elif command == aframe.START_TEST:
             await link.send(aframe.ack(command))
-            self.parking_test, self.parking_pending = self.parking_pending, False
+            pending = self.parking_pending and self._same_vehicle()
+            self.parking_test, self.parking_pending = pending, False
             self.streaming = True
             group.create_task(self._stream(link))
         elif command == aframe.READ:
@@ -232,17 +234,22 @@ class Jxgt2Sim:
         """The driver drives on, unless the parking test of this axle comes next."""
         if self.axle.parking_brake and not self.parking_test:
             self.parking_pending = True
+            self._pending_vehicle = self._ctx.position.vehicles
         else:
             self._ctx.position.advance()
 
     def _set_state(self, command: int) -> None:
         if command == aframe.LIFT_UP and self.parking_pending:
             self.parking_pending = False  # no parking test: the vehicle drives on
-            self._ctx.position.advance()
+            if self._same_vehicle():  # (a new vehicle came in meanwhile: it stays)
+                self._ctx.position.advance()
         if command in (aframe.LIFT_UP, aframe.LIFT_DOWN):
             self.lift_up = command == aframe.LIFT_UP
         elif command == aframe.ZERO:
             self.zeroed = True
+
+    def _same_vehicle(self) -> bool:
+        return self._pending_vehicle == self._ctx.position.vehicles
 
     def _weigh(self) -> tuple[int, int]:
         """Left and right wheel load (kg) as the tester weighs them now."""

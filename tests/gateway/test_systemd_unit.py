@@ -42,7 +42,8 @@ def test_the_unit_is_a_hardened_notify_service_with_a_watchdog(tmp_path: Path) -
     text = UNIT.read_text()
     for line in ("Type=notify", "WatchdogSec=", "StateDirectory=lanegw", "User=lanegw",
                  "SupplementaryGroups=dialout", "ProtectSystem=strict", "NoNewPrivileges=yes",
-                 "PrivateTmp=yes", "RestrictAddressFamilies=", "CapabilityBoundingSet="):  # fmt: skip
+                 "PrivateTmp=yes", "RestrictAddressFamilies=", "CapabilityBoundingSet=",
+                 "RestartPreventExitStatus=2"):  # fmt: skip
         assert re.search(rf"^{re.escape(line)}", text, re.MULTILINE), line
     result = analyze("security", "--offline=true", str(installed_unit(tmp_path)))
     match = re.search(r"Overall exposure level for lanegw\.service: ([\d.]+)", result.stdout)

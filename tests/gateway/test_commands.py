@@ -101,7 +101,9 @@ async def test_an_unusable_response_topic_is_answered_with_an_error(
         await client.subscribe(f"{BASE}/response/#", qos=1)
         collector = asyncio.create_task(requester.collect())
         try:
-            bad_topics = {"wild": "station/+/answers", "hash": "a/#", "long": "x" * 70_000}
+            # (a topic over 65,535 bytes cannot come in a property, and in a 3.1.1 payload
+            # it makes the payload too big: refused as such, tests/hostile/test_commands.py)
+            bad_topics = {"wild": "station/+/answers", "hash": "a/#", "nul": "a/\u0000/b"}
             for cid, topic in bad_topics.items():
                 await requester.send("ping", {}, cid=cid, response_topic=topic)
             await requester.send("ping", {}, cid="after")

@@ -118,6 +118,7 @@ async def test_every_sqlite_call_runs_on_the_outbox_thread(tmp_path: Path) -> No
     # acks: queued without waiting, applied by the apply_acks task, many in one go
     delivered: list[int] = []
     box.on_acked = delivered.append
+    box.sent_through = 5  # all five were handed to the broker (acks for unsent ones: none)
     async with asyncio.TaskGroup() as group:
         applier = group.create_task(box.apply_acks())
         for record in records[1:4]:

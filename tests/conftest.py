@@ -47,8 +47,9 @@ async def no_task_left_behind() -> AsyncIterator[None]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every coroutine test gets ``no_task_left_behind``."""
+    """Every coroutine test gets ``no_task_left_behind``, set up first so that it is torn
+    down last: the tasks its other fixtures own (simulators, brokers) have ended by then."""
     for item in items:
         function = getattr(item, "function", None)
         if function is not None and inspect.iscoroutinefunction(function):
-            item.fixturenames.append("no_task_left_behind")  # type: ignore[attr-defined]
+            item.fixturenames.insert(0, "no_task_left_behind")  # type: ignore[attr-defined]

@@ -33,7 +33,9 @@ async def serve(
 ) -> None:
     """Open the store and run every part until cancelled (the demo runs this too);
     ``started`` is set once the receiver is subscribed."""
-    store = await RecordStore.open(config.database.url, config.client_id)
+    store = await RecordStore.open(
+        config.database.url, config.client_id, config.database.partitions
+    )
     try:
         if config.trust.keys:
             await store.pin_keys(config.trust.keys)
@@ -88,6 +90,7 @@ async def _sweep_forever(
     while True:
         await asyncio.sleep(checks.sweep_interval_s)
         try:
+            await store.maintain()  # the regional database's next months
             report_alarms(metrics, await store.sweep_gaps(checks.gap_grace_s))
             counts = await store.open_alarm_counts()
         except StoreUnavailable as exc:  # the receiver reconnects the database

@@ -8,6 +8,11 @@ ack per lane for many records. A record is acknowledged only after its commit; a
 receiver killed before that leaves it unacknowledged, and its gateway sends it again
 (``mqtt.ack_timeout_s``), to whichever receiver is alive: none lost, and the record id
 makes the second copy a duplicate, not a second record.
+
+The same code is the regional tier (docs/scale.md): ``station: "+"`` takes every
+station's lanes from the regional broker, and ``mqtt.acknowledge: false`` stores without
+acknowledging, so that only the configured tier (region or station) lets a gateway's
+outbox go.
 """
 
 from __future__ import annotations
@@ -50,6 +55,12 @@ class LaneMessage:
     lane: str
     leaf: str
     payload: bytes
+    station: str = ""
+
+    @property
+    def where(self) -> str:
+        """The lane as metrics and logs name it: ``L1``, or ``4401001/L1`` in a region."""
+        return f"{self.station}/{self.lane}" if self.station else self.lane
 
 
 class Receiver:
@@ -66,7 +77,8 @@ class Receiver:
         self._store = store
         self._metrics = metrics
         self._password = password
-        self._prefix = f"{config.mqtt.topic_root}/{config.station}/"
+        self._root = f"{config.mqtt.topic_root}/"
+        self._prefix = f"{self._root}{config.station}/"
         self.connected = asyncio.Event()
 
     @property
@@ -114,9 +126,18 @@ class Receiver:
                 await self._handle(client, [m for m in map(self._lane_message, batch) if m])
 
     def _lane_message(self, message: aiomqtt.Message) -> LaneMessage | None:
-        lane, _, leaf = str(message.topic).removeprefix(self._prefix).partition("/")
+        topic = str(message.topic)
+        station = ""
+        if self._cfg.regional:  # {root}/{station}/{lane}/{leaf}
+            station, _, topic = topic.removeprefix(self._root).partition("/")
+        else:
+            topic = topic.removeprefix(self._prefix)
+        lane, _, leaf = topic.partition("/")
         payload = message.payload if isinstance(message.payload, bytes) else b""
-        return LaneMessage(lane, leaf, payload) if leaf in ("results", "state") else None
+        return LaneMessage(lane, leaf, payload, station) if leaf in ("results", "state") else None
+
+    def _station_of(self, message: LaneMessage) -> str:
+        return message.station or self._cfg.station
 
     async def _handle(self, client: aiomqtt.Client, batch: Sequence[LaneMessage]) -> None:
         """States first (a birth brings the key its records need), then the results."""
@@ -141,8 +162,8 @@ class Receiver:
         except ValidationError as exc:
             self._bad_message("state", message, exc.errors(include_url=False)[0]["msg"])
             return
-        if (state.station, state.lane) != (self._cfg.station, message.lane):
-            where = f"state of {state.station}/{state.lane} on lane {message.lane}"
+        if (state.station, state.lane) != (self._station_of(message), message.lane):
+            where = f"state of {state.station}/{state.lane} on lane {message.where}"
             self._bad_message("state", message, where)
             return
         first_use = self._cfg.trust.mode == "tofu"
@@ -150,39 +171,45 @@ class Receiver:
         alarm = await self._store.register_state(message.lane, data, message.payload, first_use)
         if alarm is not None:
             report_alarms(self._metrics, [alarm])
-        log.info("gateway_state", gateway=state.gateway_id, lane=message.lane, online=state.online)
+        log.info("gateway_state", gateway=state.gateway_id, lane=message.where, online=state.online)
 
     async def _take_results(self, client: aiomqtt.Client, messages: list[LaneMessage]) -> None:
-        station = self._cfg.station
         arrivals: list[Arrival] = []
         malformed: list[Alarm] = []
         for message in messages:
-            parsed = parse_arrival(message.lane, station, message.payload)
+            parsed = parse_arrival(message.lane, self._station_of(message), message.payload)
             if isinstance(parsed, Arrival):
                 arrivals.append(parsed)
             else:
                 malformed.append(parsed)
+                self._metrics.records.labels(message.where, "rejected").inc()
         if malformed:
             await self._store.raise_alarms(malformed)
             report_alarms(self._metrics, malformed)
-            for alarm in malformed:
-                self._metrics.records.labels(alarm.lane or "", "rejected").inc()
         if not arrivals:
             return
         started = time.perf_counter()
         outcomes = await self._store.ingest(arrivals)
         self._metrics.batch_seconds.observe(time.perf_counter() - started)
-        acked: dict[str, list[str]] = defaultdict(list)
+        acked: dict[tuple[str, str], list[str]] = defaultdict(list)
         for outcome in outcomes:
-            lane = outcome.arrival.lane
-            self._metrics.records.labels(lane, OUTCOME_LABEL[outcome.decision]).inc()
+            # parse_arrival checked the record's station and lane against its topic
+            where = (str(outcome.arrival.record["station"]), outcome.arrival.lane)
+            label = self._label(*where)
+            self._metrics.records.labels(label, OUTCOME_LABEL[outcome.decision]).inc()
             report_alarms(self._metrics, outcome.alarms)
             if outcome.acknowledged:
-                acked[lane].append(outcome.arrival.record_id)
-        for lane, record_ids in acked.items():
+                acked[where].append(outcome.arrival.record_id)
+        if not self._cfg.mqtt.acknowledge:  # the other tier acknowledges (docs/scale.md)
+            return
+        for (station, lane), record_ids in acked.items():
             ack = json.dumps({"record_ids": list(dict.fromkeys(record_ids))})
-            await publish_bounded(client, f"{self._prefix}{lane}/ack", ack.encode(), qos=1)
-            self._metrics.acks.labels(lane).inc()
+            topic = f"{self._root}{station}/{lane}/ack"
+            await publish_bounded(client, topic, ack.encode(), qos=1)
+            self._metrics.acks.labels(self._label(station, lane)).inc()
+
+    def _label(self, station: str, lane: str) -> str:
+        return f"{station}/{lane}" if self._cfg.regional else lane
 
     def _bad_message(self, topic: str, message: LaneMessage, error: str) -> None:
         self._metrics.bad_messages.labels(topic).inc()

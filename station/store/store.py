@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gateway.integrity import public_key_from_text
 from station.checks import Alarm, AlarmKind, Arrival, Decision, Facts, judge, key_alarm
-from station.store.db import Database, Tx, open_database
+from station.store import partitions as monthly
+from station.store.db import Database, StoreUnavailable, Tx, open_database
 from station.store.gaps import Gap, find_gaps
 from station.store.schema import SCHEMA_VERSION, TABLES
 
@@ -63,15 +64,17 @@ class Outcome:
 class RecordStore:
     """Records, alarms and gateways in one database, written by ``receiver``."""
 
-    def __init__(self, db: Database, receiver: str, url: str) -> None:
+    def __init__(self, db: Database, receiver: str, url: str, partitions: str = "none") -> None:
         self.db = db
         self.receiver = receiver
         self._url = url
+        self.partitions = partitions  # "monthly": the regional layout (store/partitions.py)
+        self._months_ensured: tuple[int, int] | None = None
 
     @classmethod
-    async def open(cls, url: str, receiver: str) -> RecordStore:
+    async def open(cls, url: str, receiver: str, partitions: str = "none") -> RecordStore:
         """Connect to the database at ``url`` and create its tables if needed."""
-        store = cls(await open_database(url), receiver, url)
+        store = cls(await open_database(url), receiver, url, partitions)
         await store.setup()
         return store
 
@@ -89,6 +92,8 @@ class RecordStore:
         async with self.db.transaction() as tx:
             if self.db.dialect == "postgresql":
                 await tx.execute("SELECT pg_advisory_xact_lock(%s)", (SETUP_LOCK,))
+            if self.partitions == "monthly":
+                await self._setup_partitioned(tx)
             for statement in TABLES:
                 await tx.execute(statement)
             await tx.execute(
@@ -96,6 +101,29 @@ class RecordStore:
                 "ON CONFLICT (name) DO NOTHING",
                 (str(SCHEMA_VERSION),),
             )
+        await self.maintain()
+
+    async def _setup_partitioned(self, tx: Tx) -> None:
+        if self.db.dialect != "postgresql":
+            raise StoreUnavailable("database.partitions: monthly needs PostgreSQL")
+        row = await tx.one("SELECT relkind FROM pg_class WHERE oid = to_regclass('records')")
+        if row is not None and row[0] != "p":
+            raise StoreUnavailable("records exists unpartitioned: database.partitions is monthly")
+        for statement in monthly.statements():
+            await tx.execute(statement)
+
+    async def maintain(self, now: datetime | None = None) -> None:
+        """Partitioned: create the months from the last to ``MONTHS_AHEAD`` ahead, once a
+        month (at start and from the sweep); otherwise nothing."""
+        now = now or datetime.now(UTC)
+        if self.partitions != "monthly" or self._months_ensured == (now.year, now.month):
+            return
+        back = monthly.MONTHS_BACK if self._months_ensured is None else 0
+        async with self.db.transaction() as tx:
+            await tx.execute("SELECT pg_advisory_xact_lock(%s)", (SETUP_LOCK,))
+            for year, month in monthly.months_around(now, back, monthly.MONTHS_AHEAD):
+                await tx.execute(monthly.partition_for(year, month))
+        self._months_ensured = (now.year, now.month)
 
     async def pin_keys(self, keys: dict[str, str]) -> None:
         """Trust exactly these keys for these gateways (config ``trust.keys``)."""

@@ -37,7 +37,11 @@ def receiver_yaml(path: Path, port: int, url: str, name: str, station: str = "+"
             "share_group": SHARE_GROUP if regional else "lanegw-receivers",
             "acknowledge": regional,  # the region acknowledges, the station stores
         },
-        "database": {"url": url, "partitions": "monthly" if regional else "none"},
+        "database": {
+            "url": url,
+            "partitions": "monthly" if regional else "none",
+            "transactions": "per_batch" if regional else "per_gateway",
+        },
         "web": {"enabled": False},
         "metrics": {"enabled": False},
     }

@@ -33,8 +33,9 @@ async def serve(
 ) -> None:
     """Open the store and run every part until cancelled (the demo runs this too);
     ``started`` is set once the receiver is subscribed."""
+    database = config.database
     store = await RecordStore.open(
-        config.database.url, config.client_id, config.database.partitions
+        database.url, config.client_id, database.partitions, database.transactions
     )
     try:
         if config.trust.keys:

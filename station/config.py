@@ -71,6 +71,12 @@ class DatabaseConfig(_Model):
         "regulator's indexes (PostgreSQL only: the regional database, docs/scale.md)",
     )
 
+    transactions: Literal["per_gateway", "per_batch"] = Field(
+        default="per_gateway",
+        description="per_batch: one transaction (one commit) for a batch of many gateways' "
+        "records, instead of one per gateway: the regional receivers (docs/scale.md)",
+    )
+
     @model_validator(mode="after")
     def _partitions_need_postgres(self) -> DatabaseConfig:
         if self.partitions != "none" and self.url.startswith("sqlite:"):

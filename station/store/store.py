@@ -64,17 +64,31 @@ class Outcome:
 class RecordStore:
     """Records, alarms and gateways in one database, written by ``receiver``."""
 
-    def __init__(self, db: Database, receiver: str, url: str, partitions: str = "none") -> None:
+    def __init__(
+        self,
+        db: Database,
+        receiver: str,
+        url: str,
+        partitions: str = "none",
+        transactions: str = "per_gateway",
+    ) -> None:
         self.db = db
         self.receiver = receiver
         self._url = url
         self.partitions = partitions  # "monthly": the regional layout (store/partitions.py)
+        self.transactions = transactions  # of ``ingest``: "per_gateway" or "per_batch"
         self._months_ensured: tuple[int, int] | None = None
 
     @classmethod
-    async def open(cls, url: str, receiver: str, partitions: str = "none") -> RecordStore:
+    async def open(
+        cls,
+        url: str,
+        receiver: str,
+        partitions: str = "none",
+        transactions: str = "per_gateway",
+    ) -> RecordStore:
         """Connect to the database at ``url`` and create its tables if needed."""
-        store = cls(await open_database(url), receiver, url, partitions)
+        store = cls(await open_database(url), receiver, url, partitions, transactions)
         await store.setup()
         return store
 
@@ -146,31 +160,41 @@ class RecordStore:
     # writing -------------------------------------------------------------------------
     async def ingest(self, arrivals: Sequence[Arrival]) -> list[Outcome]:
         """Judge and store a batch, one transaction per gateway (receivers sharing the load
-        wait for each other only on the same gateway); outcomes in arrival order."""
+        wait for each other only on the same gateway), or with ``per_batch`` one for the
+        whole batch (one commit for many gateways' records: the region's many lanes);
+        outcomes in arrival order."""
         by_gateway: dict[str, list[int]] = {}
         for index, arrival in enumerate(arrivals):
             by_gateway.setdefault(arrival.gateway_id, []).append(index)
+        groups = sorted(by_gateway.items())
         outcomes: dict[int, Outcome] = {}
-        for gateway_id, indexes in sorted(by_gateway.items()):
-            part = [arrivals[i] for i in indexes]
-            judged = await self._ingest_gateway(gateway_id, part)
-            outcomes.update(zip(indexes, judged, strict=True))
+        if self.transactions == "per_batch":
+            async with self.db.transaction() as tx:
+                await tx.lock_gateways([gateway_id for gateway_id, _ in groups])
+                for gateway_id, indexes in groups:
+                    judged = await self._ingest_gateway(tx, gateway_id, arrivals, indexes)
+                    outcomes.update(zip(indexes, judged, strict=True))
+        else:
+            for gateway_id, indexes in groups:
+                async with self.db.transaction() as tx:
+                    await tx.lock_gateways([gateway_id])
+                    judged = await self._ingest_gateway(tx, gateway_id, arrivals, indexes)
+                outcomes.update(zip(indexes, judged, strict=True))
         return [outcomes[i] for i in range(len(arrivals))]
 
-    async def _ingest_gateway(self, gateway_id: str, arrivals: list[Arrival]) -> list[Outcome]:
-        async with self.db.transaction() as tx:
-            await tx.lock_gateways([gateway_id])
-            row = await tx.one(
-                "SELECT public_key FROM gateways WHERE gateway_id = %s", (gateway_id,)
-            )
-            key = _parsed_key(row[0]) if row is not None and row[0] else None
-            # records refused before its key was trusted: their alarms close as they come
-            refused = key is not None and await tx.one(
-                "SELECT 1 FROM alarms WHERE gateway_id = %s AND kind = %s"
-                " AND record_id IS NOT NULL AND resolved_at IS NULL LIMIT 1",
-                (gateway_id, AlarmKind.UNKNOWN_GATEWAY.value),
-            ) is not None  # fmt: skip
-            return [await self._ingest_one(tx, arrival, key, refused) for arrival in arrivals]
+    async def _ingest_gateway(
+        self, tx: Tx, gateway_id: str, arrivals: Sequence[Arrival], indexes: list[int]
+    ) -> list[Outcome]:
+        """One gateway's records of the batch, its row locked."""
+        row = await tx.one("SELECT public_key FROM gateways WHERE gateway_id = %s", (gateway_id,))
+        key = _parsed_key(row[0]) if row is not None and row[0] else None
+        # records refused before its key was trusted: their alarms close as they come
+        refused = key is not None and await tx.one(
+            "SELECT 1 FROM alarms WHERE gateway_id = %s AND kind = %s"
+            " AND record_id IS NOT NULL AND resolved_at IS NULL LIMIT 1",
+            (gateway_id, AlarmKind.UNKNOWN_GATEWAY.value),
+        ) is not None  # fmt: skip
+        return [await self._ingest_one(tx, arrivals[i], key, refused) for i in indexes]
 
     async def _ingest_one(
         self, tx: Tx, arrival: Arrival, key: Ed25519PublicKey | None, refused: bool

@@ -98,7 +98,7 @@ def region_config(path: Path, region: Region, database: str, name: str, ack: boo
             "username": "region-receiver", "password_file": str(region.password_file),
             "tls": {"enabled": True, "ca_file": str(region.ca)},
         },
-        database={"partitions": "monthly"},
+        database={"partitions": "monthly", "transactions": "per_batch"},
         checks={"gap_grace_s": 30, "sweep_interval_s": 0.5},
     )  # fmt: skip
 

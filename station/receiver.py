@@ -113,6 +113,7 @@ class Receiver:
     async def _session(self) -> None:
         async with self.client() as client:
             # bounded here, not by aiomqtt's wait_for, which can lose a SIGTERM's cancellation
+            client.pending_calls_threshold = self._cfg.checks.batch + 16  # a batch's acks
             subscriptions = [(topic, 1) for topic in self.filters]
             await request_bounded(client.subscribe(subscriptions, timeout=math.inf))
             self.connected.set()
@@ -202,11 +203,17 @@ class Receiver:
                 acked[where].append(outcome.arrival.record_id)
         if not self._cfg.mqtt.acknowledge:  # the other tier acknowledges (docs/scale.md)
             return
-        for (station, lane), record_ids in acked.items():
-            ack = json.dumps({"record_ids": list(dict.fromkeys(record_ids))})
-            topic = f"{self._root}{station}/{lane}/ack"
-            await publish_bounded(client, topic, ack.encode(), qos=1)
-            self._metrics.acks.labels(self._label(station, lane)).inc()
+        # one ack per lane, all handed to the client at once: a regional batch holds many
+        # lanes, and one PUBACK round trip after another would hold up the next batch
+        try:
+            async with asyncio.TaskGroup() as group:
+                for (station, lane), record_ids in acked.items():
+                    ack = json.dumps({"record_ids": list(dict.fromkeys(record_ids))})
+                    topic = f"{self._root}{station}/{lane}/ack"
+                    group.create_task(publish_bounded(client, topic, ack.encode(), qos=1))
+                    self._metrics.acks.labels(self._label(station, lane)).inc()
+        except ExceptionGroup as failed:  # the connection is lost: as a lone publish says it
+            raise failed.exceptions[0] from None
 
     def _label(self, station: str, lane: str) -> str:
         return f"{station}/{lane}" if self._cfg.regional else lane

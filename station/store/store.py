@@ -171,30 +171,42 @@ class RecordStore:
         if self.transactions == "per_batch":
             async with self.db.transaction() as tx:
                 await tx.lock_gateways([gateway_id for gateway_id, _ in groups])
+                facts = await self._gateway_facts(tx, [gateway_id for gateway_id, _ in groups])
                 for gateway_id, indexes in groups:
-                    judged = await self._ingest_gateway(tx, gateway_id, arrivals, indexes)
-                    outcomes.update(zip(indexes, judged, strict=True))
+                    key, refused = facts.get(gateway_id, (None, False))
+                    for i in indexes:
+                        outcomes[i] = await self._ingest_one(tx, arrivals[i], key, refused)
         else:
             for gateway_id, indexes in groups:
                 async with self.db.transaction() as tx:
                     await tx.lock_gateways([gateway_id])
-                    judged = await self._ingest_gateway(tx, gateway_id, arrivals, indexes)
-                outcomes.update(zip(indexes, judged, strict=True))
+                    key, refused = (await self._gateway_facts(tx, [gateway_id])).get(
+                        gateway_id, (None, False)
+                    )
+                    for i in indexes:
+                        outcomes[i] = await self._ingest_one(tx, arrivals[i], key, refused)
         return [outcomes[i] for i in range(len(arrivals))]
 
-    async def _ingest_gateway(
-        self, tx: Tx, gateway_id: str, arrivals: Sequence[Arrival], indexes: list[int]
-    ) -> list[Outcome]:
-        """One gateway's records of the batch, its row locked."""
-        row = await tx.one("SELECT public_key FROM gateways WHERE gateway_id = %s", (gateway_id,))
-        key = _parsed_key(row[0]) if row is not None and row[0] else None
-        # records refused before its key was trusted: their alarms close as they come
-        refused = key is not None and await tx.one(
-            "SELECT 1 FROM alarms WHERE gateway_id = %s AND kind = %s"
-            " AND record_id IS NOT NULL AND resolved_at IS NULL LIMIT 1",
-            (gateway_id, AlarmKind.UNKNOWN_GATEWAY.value),
-        ) is not None  # fmt: skip
-        return [await self._ingest_one(tx, arrivals[i], key, refused) for i in indexes]
+    async def _gateway_facts(
+        self, tx: Tx, gateway_ids: list[str]
+    ) -> dict[str, tuple[Ed25519PublicKey, bool]]:
+        """The trusted key of each gateway that has one, and whether records of it were
+        refused before its key was trusted (their alarms close as they come)."""
+        marks = ", ".join(["%s"] * len(gateway_ids))  # placeholders only: no value in the SQL
+        rows = await tx.all(
+            f"SELECT gateway_id, public_key FROM gateways WHERE gateway_id IN ({marks})"  # noqa: S608
+            " AND public_key IS NOT NULL",
+            gateway_ids,
+        )
+        if not rows:
+            return {}
+        refused = await tx.all(
+            f"SELECT DISTINCT gateway_id FROM alarms WHERE gateway_id IN ({marks})"  # noqa: S608
+            " AND kind = %s AND record_id IS NOT NULL AND resolved_at IS NULL",
+            [*gateway_ids, AlarmKind.UNKNOWN_GATEWAY.value],
+        )
+        was_refused = {row[0] for row in refused}
+        return {row[0]: (_parsed_key(row[1]), row[0] in was_refused) for row in rows}
 
     async def _ingest_one(
         self, tx: Tx, arrival: Arrival, key: Ed25519PublicKey | None, refused: bool

@@ -8,11 +8,15 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psycopg
 import pytest
+import yaml
 
+from gateway.errors import ConfigError
 from station.checks import Arrival, Decision, parse_arrival
+from station.config import load_station_config
 from station.store import RecordStore, StoreUnavailable
 from station.store.partitions import MONTHS_AHEAD, month_start, months_around, uuid7_floor
 from tests.station.postgres import Postgres
@@ -171,3 +175,30 @@ async def test_an_unpartitioned_records_table_is_refused(postgres: Postgres) -> 
     with psycopg.connect(url) as conn:
         kind = conn.execute("SELECT relkind FROM pg_class WHERE relname = 'records'").fetchone()
     assert kind == ("r",)
+
+
+def test_the_region_example_config_is_valid() -> None:
+    example = Path(__file__).parents[2] / "config" / "region.example.yaml"
+    config = load_station_config(example)
+    assert config.regional and config.client_id.startswith("lanegw-region-")
+    assert (config.database.partitions, config.database.transactions) == ("monthly", "per_batch")
+    assert config.mqtt.acknowledge and not config.web.enabled
+
+
+@pytest.mark.parametrize(
+    ("changes", "error"),
+    [
+        ({"web": {"enabled": True}}, "set web.enabled false on a regional receiver"),
+        ({"database": {"url": "sqlite:x.db", "partitions": "monthly"}}, "needs a postgresql"),
+        ({"station": "4401+"}, "station"),
+    ],
+)
+def test_regional_config_mistakes_are_refused(
+    tmp_path: Path, changes: dict[str, object], error: str
+) -> None:
+    config = {"station": "+", "web": {"enabled": False}, **changes}
+    path = tmp_path / "region.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError) as info:
+        load_station_config(path)
+    assert error in " ".join(map(str, info.value.problems))

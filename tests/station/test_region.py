@@ -258,3 +258,20 @@ async def test_the_station_acks_and_the_region_only_stores(
 
                 await wait_until(station_stored_and_drained)
         assert len(await stored_rows(regional_db)) == 2 * RECORDS_PER_ORDER
+
+
+def test_the_shipped_bridge_example_has_the_tested_options() -> None:
+    """config/mosquitto/station-bridge.conf sets every option the tests run the bridge with
+    (bench/bridge.py), to the same value but for addresses, names, files and timers."""
+    shipped: dict[str, list[str]] = {}
+    text = (ROOT / "config" / "mosquitto" / "station-bridge.conf").read_text()
+    for line in text.splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, value = line.partition(" ")
+            shipped.setdefault(name, []).append(value.strip())
+    login = BridgeLogin(Path("/ca.pem"), "bridge-4401001", "pw")
+    local = {"address", "bridge_cafile", "remote_password", "keepalive_interval", "restart_timeout"}
+    for name, value in bridge_options("4401001", 8883, login=login):
+        assert name in shipped, name
+        if name not in local:
+            assert value in shipped[name], (name, value, shipped[name])

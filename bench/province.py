@@ -55,6 +55,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                    help="stations (the first N) that also run a store-only receiver")  # fmt: skip
     p.add_argument("--ack-timeout", type=float, default=30.0, help="the lanes' ack_timeout_s")
     p.add_argument("--drain-s", type=float, default=300.0, help="wait after the day for acks")
+    p.add_argument(
+        "--outage-at",
+        type=float,
+        default=None,
+        help="stop the regional broker this many seconds into the day (a WAN cut)",
+    )
+    p.add_argument("--outage-s", type=float, default=60.0, help="for this long")
     p.add_argument("--seed", type=int, default=17)
     p.add_argument("--smoke", action="store_true", help="2 x 2 lanes x 3 in 6 s (the test)")
     p.add_argument("--json", type=Path, default=REPO / "artifacts" / "bench-province.json")
@@ -62,7 +69,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.smoke:
         args.stations, args.lanes, args.per_day, args.day_s = 2, 2, 3, 6.0
-        args.station_receivers, args.drain_s = 1, 60.0
+        args.station_receivers, args.drain_s, args.ack_timeout = 1, 60.0, 3.0
+        args.outage_at, args.outage_s = 2.0, 2.0
     return args
 
 
@@ -124,6 +132,9 @@ async def _day(args: argparse.Namespace, rig: Rig, lanes: list[FakeLane]) -> dic
         await wait_keys(rig.url, len(lanes))  # every birth's key registered first
         meters.start()
         day.set_result(time.perf_counter())
+        if args.outage_at is not None:
+            at = day.result() + args.outage_at
+            group.create_task(_outage(rig, meters, at, args.outage_s))
         try:
             async with asyncio.timeout(args.day_s + args.drain_s):
                 await asyncio.gather(*tasks)
@@ -132,6 +143,9 @@ async def _day(args: argparse.Namespace, rig: Rig, lanes: list[FakeLane]) -> dic
                 task.cancel()
         components = await meters.stop(expected)
     started = day.result()
+    outage = None
+    if args.outage_at is not None:
+        outage = _after_outage(lanes, started + args.outage_at + args.outage_s, args.outage_s)
     ended = max((lane.finished_at for lane in lanes), default=0.0)
     latencies = [x for lane in lanes for x in lane.latencies]
     seconds = ended - started if ended else 0.0
@@ -152,7 +166,40 @@ async def _day(args: argparse.Namespace, rig: Rig, lanes: list[FakeLane]) -> dic
             },
         },
         "components": components,
+        "outage": outage,
     }  # fmt: skip
+
+
+async def _outage(rig: Rig, meters: Meters, at: float, seconds: float) -> None:
+    """The WAN cut: the regional broker stopped for ``seconds`` (its queues with it)."""
+    await asyncio.sleep(max(0.0, at - time.perf_counter()))
+    _log(f"== regional broker down for {seconds:g} s")
+    assert rig.region.proc is not None
+    meters.replacing("regional broker", rig.region.proc.pid)
+    rig.region.stop()
+    await asyncio.sleep(seconds)
+    rig.region.start()
+    assert rig.region.proc is not None
+    meters.replaced("regional broker", rig.region.proc.pid)
+    _log("== regional broker back")
+
+
+def _after_outage(lanes: list[FakeLane], back: float, seconds: float) -> dict[str, Any]:
+    """How the backlog drained: acks per second in the busiest 10 s after the broker came
+    back (the region's rate with a queue in front of it), and when the backlog was gone."""
+    times = sorted(t for lane in lanes for t in lane.acked_at if t >= back)
+    best, first = 0, 0
+    for last, at in enumerate(times):
+        while at - times[first] > 10.0:
+            first += 1
+        best = max(best, last - first + 1)
+    during = sum(1 for lane in lanes for t in lane.acked_at if back - seconds <= t < back)
+    return {
+        "seconds": seconds,
+        "acked_during": during,
+        "peak_acks_per_s": round(best / 10.0, 1),
+        "acked_after": len(times),
+    }
 
 
 async def count(rig: Rig, lanes: list[FakeLane]) -> dict[str, Any]:
@@ -284,6 +331,13 @@ def text(results: dict[str, Any]) -> str:
             f" ({day['records_per_s']}/s), {day['resent']} resent\nlatency publish -> ack at"
             f" the lane: p50 {lat['p50']} ms, p95 {lat['p95']} ms, p99 {lat['p99']} ms,"
             f" max {lat['max']} ms"
+        )
+    outage = results.get("outage")
+    if outage:
+        parts.append(
+            f"regional broker down {outage['seconds']:g} s ({outage['acked_during']} acked"
+            f" meanwhile); then {outage['acked_after']} acked, at most"
+            f" {outage['peak_acks_per_s']}/s over 10 s"
         )
     if results.get("components"):
         headers = ["component", "procs", "CPU s", "cores", "CPU ms/rec", "RSS max MB", "RSS sum"]

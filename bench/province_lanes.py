@@ -82,6 +82,7 @@ class FakeLane:
     prev_hash: str = GENESIS_HASH
     outbox: dict[str, Sent] = field(default_factory=dict)  # record id -> record, by seq
     latencies: list[float] = field(default_factory=list)
+    acked_at: list[float] = field(default_factory=list)  # when each record's ack came
     resent: int = 0
     extra_acks: int = 0
     published: int = 0
@@ -169,6 +170,7 @@ class FakeLane:
                     self.extra_acks += 1  # a resent record acknowledged again
                 else:
                     self.latencies.append(now - sent.first_at)
+                    self.acked_at.append(now)
             self.changed.set()
 
     async def _resend(self, client: aiomqtt.Client) -> None:

@@ -34,6 +34,7 @@ def receiver_yaml(path: Path, port: int, url: str, name: str, station: str = "+"
             "port": port,
             "client_id": name,
             "reconnect_min_s": 0.2,
+            "reconnect_max_s": 2.0,  # back soon after the regional broker's outage
             "share_group": SHARE_GROUP if regional else "lanegw-receivers",
             "acknowledge": regional,  # the region acknowledges, the station stores
         },
@@ -141,6 +142,23 @@ class Meters:
     pg_cpu: float = 0.0
     own_cpu: float = 0.0
     started: float = 0.0
+    carried: dict[str, float] = field(default_factory=dict)  # CPU of processes replaced
+
+    def replacing(self, name: str, pid: int) -> None:
+        """Before a component's process ``pid`` stops (to be restarted): keep its CPU."""
+        for window in self.windows[name]:
+            if window.pid == pid:
+                self.carried[name] = self.carried.get(name, 0.0) + window.stop()
+                self.windows[name].remove(window)
+                return
+
+    def replaced(self, name: str, pid: int) -> None:
+        """After its new process ``pid`` started: measure that one from now on."""
+        window, sampler = CpuWindow(pid), RssSampler(pid, period=0.5)
+        window.start()
+        self.windows[name].append(window)
+        self.samplers[name].append(sampler)
+        self.tasks.append(asyncio.create_task(sampler.run()))
 
     def pids(self) -> dict[str, list[int]]:
         """The processes of each component."""
@@ -170,7 +188,7 @@ class Meters:
         seconds = time.perf_counter() - self.started
         rows = []
         for name, windows in self.windows.items():
-            cpu = sum(w.stop() for w in windows)
+            cpu = sum(w.stop() for w in windows) + self.carried.get(name, 0.0)
             peaks = [s.peak_mb for s in self.samplers[name]]
             rows.append(
                 _component(

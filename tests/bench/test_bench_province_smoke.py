@@ -1,6 +1,6 @@
 """The province benchmark in its smallest form (``python -m bench.province --smoke``), so
 that it cannot rot: 2 stations x 2 lanes bridged to the region, two regional receivers,
-one station receiver, PostgreSQL.
+one station receiver, PostgreSQL, and the regional broker stopped for 2 s mid-day.
 
 No thresholds: what is checked is that every part ran against the real brokers,
 receivers and database, that the count check holds (every record stored once, in the
@@ -76,3 +76,7 @@ def test_the_figures_are_there(smoke: tuple[dict[str, Any], str]) -> None:
         "one inspection's records",
     ]
     assert "CPU and memory over the day" in printed
+    # the regional broker was stopped for 2 s mid-day: what queued drained after it
+    outage = results["outage"]
+    assert outage["seconds"] == 2.0 and outage["acked_after"] > 0
+    assert "regional broker down 2 s" in printed

@@ -170,22 +170,29 @@ class RecordStore:
         outcomes: dict[int, Outcome] = {}
         if self.transactions == "per_batch":
             async with self.db.transaction() as tx:
-                await tx.lock_gateways([gateway_id for gateway_id, _ in groups])
-                facts = await self._gateway_facts(tx, [gateway_id for gateway_id, _ in groups])
-                for gateway_id, indexes in groups:
-                    key, refused = facts.get(gateway_id, (None, False))
-                    for i in indexes:
-                        outcomes[i] = await self._ingest_one(tx, arrivals[i], key, refused)
+                await self._ingest_groups(tx, arrivals, groups, outcomes)
         else:
-            for gateway_id, indexes in groups:
+            for group in groups:
                 async with self.db.transaction() as tx:
-                    await tx.lock_gateways([gateway_id])
-                    key, refused = (await self._gateway_facts(tx, [gateway_id])).get(
-                        gateway_id, (None, False)
-                    )
-                    for i in indexes:
-                        outcomes[i] = await self._ingest_one(tx, arrivals[i], key, refused)
+                    await self._ingest_groups(tx, arrivals, [group], outcomes)
         return [outcomes[i] for i in range(len(arrivals))]
+
+    async def _ingest_groups(
+        self,
+        tx: Tx,
+        arrivals: Sequence[Arrival],
+        groups: list[tuple[str, list[int]]],
+        outcomes: dict[int, Outcome],
+    ) -> None:
+        """Some gateways' records of the batch (``groups``: gateway id, indexes), their rows
+        locked in one sorted ``FOR UPDATE``."""
+        gateway_ids = [gateway_id for gateway_id, _ in groups]
+        await tx.lock_gateways(gateway_ids)
+        facts = await self._gateway_facts(tx, gateway_ids)
+        for gateway_id, indexes in groups:
+            key, refused = facts.get(gateway_id, (None, False))
+            for i in indexes:
+                outcomes[i] = await self._ingest_one(tx, arrivals[i], key, refused)
 
     async def _gateway_facts(
         self, tx: Tx, gateway_ids: list[str]

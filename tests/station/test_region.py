@@ -12,6 +12,7 @@ import contextlib
 import json
 import signal
 import subprocess
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,9 +91,12 @@ def station_broker(tmp_path: Path, station: str, region: Region) -> Iterator[Mos
         broker.stop()
 
 
-def region_config(path: Path, region: Region, database: str, name: str, ack: bool) -> Path:
+def region_config(
+    path: Path, region: Region, database: str, name: str, ack: bool, metrics_port: int = 0
+) -> Path:
     return station_config(
         path, region.broker.port, database, station="+",
+        metrics={"enabled": bool(metrics_port), "port": metrics_port},
         mqtt={
             "client_id": name, "share_group": "lanegw-region", "acknowledge": ack,
             "username": "region-receiver", "password_file": str(region.password_file),
@@ -132,6 +136,11 @@ def seqs_by_gateway(rows: list[tuple[str, str, int, str]]) -> dict[str, list[int
     return {gateway: sorted(seqs) for gateway, seqs in found.items()}
 
 
+def http_text(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return str(response.read().decode())
+
+
 async def inspect_all(lanes: list[Lane], numbers: range) -> None:
     for number in numbers:
         await asyncio.gather(*(lane.inspect(number) for lane in lanes))
@@ -151,8 +160,10 @@ async def test_wan_cut_and_a_regional_receiver_killed_lose_and_double_nothing(
         station_broker(tmp_path, STATIONS[1], region) as broker_b,
     ):
         brokers = {STATIONS[0]: broker_a, STATIONS[1]: broker_b}
+        metrics_port = free_port()  # region-b's, the survivor
         configs = [
-            (region_config(tmp_path / f"{n}.yaml", region, regional_db, n, ack=True),
+            (region_config(tmp_path / f"{n}.yaml", region, regional_db, n, ack=True,
+                           metrics_port=metrics_port if n == "region-b" else 0),
              tmp_path / f"{n}.log")
             for n in ("region-a", "region-b")
         ] + [
@@ -203,6 +214,12 @@ async def test_wan_cut_and_a_regional_receiver_killed_lose_and_double_nothing(
             await wait_until(frozen_share_resent)
             await region_a.kill()
             await wait_until(lambda: region_has(2 * 8 * RECORDS_PER_ORDER), timeout=90)
+            # the regional receiver's metrics name each lane with its station
+            metrics = await asyncio.to_thread(http_text, f"http://127.0.0.1:{metrics_port}/metrics")
+            for station in STATIONS:
+                lane = f'lane="{station}/L1"'
+                assert f'lanegw_station_records_total{{{lane},outcome="stored"}}' in metrics
+                assert f"lanegw_station_acks_total{{{lane}}}" in metrics
 
         expected = list(range(1, 8 * RECORDS_PER_ORDER + 1))
         regional = await stored_rows(regional_db)

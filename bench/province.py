@@ -103,7 +103,9 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "settings": {k: str(v) for k, v in vars(args).items()}, "errors": {},
     }}  # fmt: skip
     _log(f"== starting {len(stations)} station brokers, the region, {args.receivers} receivers")
-    rig = await Rig.start(workdir, stations, args.receivers, args.station_receivers)
+    rig = await Rig.start(
+        workdir, stations, args.receivers, args.station_receivers, args.ack_timeout
+    )
     try:
         results["meta"]["postgres"] = rig.postgres.server_version()
         lanes = make_lanes(args, stations)

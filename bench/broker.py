@@ -20,8 +20,11 @@ def free_port() -> int:
 class Broker:
     """mosquitto as a child process (no persistence: every run starts empty)."""
 
-    def __init__(self, workdir: Path, port: int | None = None, nodelay: bool = True) -> None:
-        """``nodelay``: ``set_tcp_nodelay`` (off in mosquitto by default; see docs)."""
+    def __init__(
+        self, workdir: Path, port: int | None = None, nodelay: bool = True, extra: str = ""
+    ) -> None:
+        """``nodelay``: ``set_tcp_nodelay`` (off in mosquitto by default; see docs);
+        ``extra``: more config lines (a bridge)."""
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
             raise RuntimeError("mosquitto is not installed: run scripts/bench, which installs it")
@@ -33,6 +36,7 @@ class Broker:
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{run_as}"
             "persistence false\nmax_queued_messages 200000\nmax_inflight_messages 0\n"
             f"set_tcp_nodelay {'true' if nodelay else 'false'}\nlog_dest stderr\nlog_type error\n"
+            f"{extra}"
         )
         self.log = workdir / "mosquitto.log"
         self.proc: subprocess.Popen[bytes] | None = None

@@ -65,12 +65,12 @@ async def start_receiver(workdir: Path, mqtt_port: int, url: str, name: str) -> 
     return child
 
 
-async def query(url: str, sql: str) -> list[tuple[Any, ...]]:
+async def query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """Rows of one read of the station database (a connection of its own)."""
     store = await RecordStore.open(url, "bench-reader")
     try:
         async with store.db.transaction() as tx:
-            return await tx.all(sql)
+            return await tx.all(sql, params)
     finally:
         await store.close()
 

@@ -39,7 +39,10 @@ async def serve(
 ) -> None:
     """Open the store and run every part until cancelled (the demo runs this too);
     ``started`` is set once the receiver is subscribed."""
-    store = await RecordStore.open(config.database.url, config.client_id)
+    database = config.database
+    store = await RecordStore.open(
+        database.url, config.client_id, database.partitions, database.transactions
+    )
     try:
         if config.trust.keys:
             await store.pin_keys(config.trust.keys)
@@ -109,6 +112,7 @@ async def _sweep_forever(
     while True:
         await asyncio.sleep(checks.sweep_interval_s)
         try:
+            await store.maintain()  # the regional database's next months
             report_alarms(metrics, await store.sweep_gaps(checks.gap_grace_s))
             counts = await store.open_alarm_counts()
         except StoreUnavailable as exc:  # the receiver reconnects the database

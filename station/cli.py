@@ -56,7 +56,9 @@ def _sqlite_must_exist(config: StationConfig) -> None:
 
 
 async def _with_store(config: StationConfig, job: Any) -> Any:
-    store = await RecordStore.open(config.database.url, f"{config.client_id}-cli")
+    store = await RecordStore.open(
+        config.database.url, f"{config.client_id}-cli", config.database.partitions
+    )
     try:
         return await job(store)
     finally:

@@ -44,6 +44,11 @@ class StationMqtt(_Model):
     tls: TlsConfig = TlsConfig()
     reconnect_min_s: float = Field(default=0.5, gt=0)
     reconnect_max_s: float = Field(default=30.0, gt=0)
+    acknowledge: bool = Field(
+        default=True,
+        description="acknowledge stored records on the lanes' ack topics; false: store "
+        "only, another tier acknowledges (station and region, docs/scale.md)",
+    )
 
 
 class DatabaseConfig(_Model):
@@ -60,6 +65,24 @@ class DatabaseConfig(_Model):
         if not url.startswith(("sqlite:", "postgresql://", "postgres://")):
             raise ValueError(f"database url must start with sqlite: or postgresql://, not {url!r}")
         return url
+
+    partitions: Literal["none", "monthly"] = Field(
+        default="none",
+        description="monthly: records partitioned by the month of their id, with the "
+        "regulator's indexes (PostgreSQL only: the regional database, docs/scale.md)",
+    )
+
+    transactions: Literal["per_gateway", "per_batch"] = Field(
+        default="per_gateway",
+        description="per_batch: one transaction (one commit) for a batch of many gateways' "
+        "records, instead of one per gateway: the regional receivers (docs/scale.md)",
+    )
+
+    @model_validator(mode="after")
+    def _partitions_need_postgres(self) -> DatabaseConfig:
+        if self.partitions != "none" and self.url.startswith("sqlite:"):
+            raise ValueError("database.partitions: monthly needs a postgresql:// url")
+        return self
 
 
 class TrustConfig(_Model):
@@ -198,7 +221,10 @@ class UploadConfig(_Model):
 class StationConfig(_Model):
     """``lanegw station run --config FILE``."""
 
-    station: Ident
+    station: Ident | Literal["+"] = Field(
+        description="station code, as in the lanes' topics; + for a regional receiver "
+        "taking every station's lanes (docs/scale.md)"
+    )
     mqtt: StationMqtt = StationMqtt()
     database: DatabaseConfig = DatabaseConfig()
     trust: TrustConfig = TrustConfig()
@@ -217,7 +243,16 @@ class StationConfig(_Model):
             raise ValueError("mqtt.share_group needs MQTT 5: set protocol 5, or share_group null")
         if self.flow.enabled and self.flow.serial_prefix is None and len(self.station) != 7:
             raise ValueError("flow.serial_prefix is needed: the station id has not 7 characters")
+        if self.regional and self.web.enabled:
+            raise ValueError(
+                "the live page shows one station: set web.enabled false on a regional receiver"
+            )
         return self
+
+    @property
+    def regional(self) -> bool:
+        """A regional receiver: every station's lanes (``station: "+"``)."""
+        return self.station == "+"
 
     @field_validator("timezone")
     @classmethod
@@ -231,7 +266,8 @@ class StationConfig(_Model):
     @property
     def client_id(self) -> str:
         """This receiver's MQTT client id (unique per process unless configured)."""
-        default = f"lanegw-station-{self.station}-{socket.gethostname()}-{os.getpid()}"
+        tier = "region" if self.regional else f"station-{self.station}"
+        default = f"lanegw-{tier}-{socket.gethostname()}-{os.getpid()}"
         return self.mqtt.client_id or default
 
 

@@ -8,6 +8,11 @@ ack per lane for many records. A record is acknowledged only after its commit; a
 receiver killed before that leaves it unacknowledged, and its gateway sends it again
 (``mqtt.ack_timeout_s``), to whichever receiver is alive: none lost, and the record id
 makes the second copy a duplicate, not a second record.
+
+The same code is the regional tier (docs/scale.md): ``station: "+"`` takes every
+station's lanes from the regional broker, and ``mqtt.acknowledge: false`` stores without
+acknowledging, so that only the configured tier (region or station) lets a gateway's
+outbox go.
 """
 
 from __future__ import annotations
@@ -52,6 +57,12 @@ class LaneMessage:
     lane: str
     leaf: str
     payload: bytes
+    station: str = ""
+
+    @property
+    def where(self) -> str:
+        """The lane as metrics and logs name it: ``L1``, or ``4401001/L1`` in a region."""
+        return f"{self.station}/{self.lane}" if self.station else self.lane
 
 
 class Receiver:
@@ -68,7 +79,8 @@ class Receiver:
         self._store = store
         self._metrics = metrics
         self._password = password
-        self._prefix = f"{config.mqtt.topic_root}/{config.station}/"
+        self._root = f"{config.mqtt.topic_root}/"
+        self._prefix = f"{self._root}{config.station}/"
         key_file = config.trust.ack_key_file
         self._ack_key = load_or_create_key(key_file) if key_file is not None else None
         self.connected = asyncio.Event()
@@ -105,6 +117,7 @@ class Receiver:
     async def _session(self) -> None:
         async with self.client() as client:
             # bounded here, not by aiomqtt's wait_for, which can lose a SIGTERM's cancellation
+            client.pending_calls_threshold = self._cfg.checks.batch + 16  # a batch's acks
             subscriptions = [(topic, 1) for topic in self.filters]
             await request_bounded(client.subscribe(subscriptions, timeout=math.inf))
             self.connected.set()
@@ -118,9 +131,18 @@ class Receiver:
                 await self._handle(client, [m for m in map(self._lane_message, batch) if m])
 
     def _lane_message(self, message: aiomqtt.Message) -> LaneMessage | None:
-        lane, _, leaf = str(message.topic).removeprefix(self._prefix).partition("/")
+        topic = str(message.topic)
+        station = ""
+        if self._cfg.regional:  # {root}/{station}/{lane}/{leaf}
+            station, _, topic = topic.removeprefix(self._root).partition("/")
+        else:
+            topic = topic.removeprefix(self._prefix)
+        lane, _, leaf = topic.partition("/")
         payload = message.payload if isinstance(message.payload, bytes) else b""
-        return LaneMessage(lane, leaf, payload) if leaf in ("results", "state") else None
+        return LaneMessage(lane, leaf, payload, station) if leaf in ("results", "state") else None
+
+    def _station_of(self, message: LaneMessage) -> str:
+        return message.station or self._cfg.station
 
     async def _handle(self, client: aiomqtt.Client, batch: Sequence[LaneMessage]) -> None:
         """States first (a birth brings the key its records need), then the results."""
@@ -145,8 +167,8 @@ class Receiver:
         except ValidationError as exc:
             self._bad_message("state", message, exc.errors(include_url=False)[0]["msg"])
             return
-        if (state.station, state.lane) != (self._cfg.station, message.lane):
-            where = f"state of {state.station}/{state.lane} on lane {message.lane}"
+        if (state.station, state.lane) != (self._station_of(message), message.lane):
+            where = f"state of {state.station}/{state.lane} on lane {message.where}"
             self._bad_message("state", message, where)
             return
         first_use = self._cfg.trust.mode == "tofu"
@@ -157,42 +179,54 @@ class Receiver:
             if alarm.kind in (AlarmKind.FORGED_STATE, AlarmKind.LANE_CLAIMED):
                 self._bad_message("state", message, alarm.detail)
                 return
-        log.info("gateway_state", gateway=state.gateway_id, lane=message.lane, online=state.online)
+        log.info("gateway_state", gateway=state.gateway_id, lane=message.where, online=state.online)
 
     async def _take_results(self, client: aiomqtt.Client, messages: list[LaneMessage]) -> None:
-        station = self._cfg.station
         arrivals: list[Arrival] = []
         malformed: list[Alarm] = []
         for message in messages:
-            parsed = parse_arrival(message.lane, station, message.payload)
+            parsed = parse_arrival(message.lane, self._station_of(message), message.payload)
             if isinstance(parsed, Arrival):
                 arrivals.append(parsed)
             else:
                 malformed.append(parsed)
+                self._metrics.records.labels(message.where, "rejected").inc()
         if malformed:
             await self._store.raise_alarms(malformed)
             report_alarms(self._metrics, malformed)
-            for alarm in malformed:
-                self._metrics.records.labels(alarm.lane or "", "rejected").inc()
         if not arrivals:
             return
         started = time.perf_counter()
         outcomes = await self._store.ingest(arrivals)
         self._metrics.batch_seconds.observe(time.perf_counter() - started)
-        acked: dict[str, list[str]] = defaultdict(list)
+        acked: dict[tuple[str, str], list[str]] = defaultdict(list)
         for outcome in outcomes:
-            lane = outcome.arrival.lane
-            self._metrics.records.labels(lane, OUTCOME_LABEL[outcome.decision]).inc()
+            # parse_arrival checked the record's station and lane against its topic
+            where = (str(outcome.arrival.record["station"]), outcome.arrival.lane)
+            label = self._label(*where)
+            self._metrics.records.labels(label, OUTCOME_LABEL[outcome.decision]).inc()
             report_alarms(self._metrics, outcome.alarms)
             if outcome.acknowledged:
-                acked[lane].append(outcome.arrival.record_id)
-        for lane, record_ids in acked.items():
-            ack: dict[str, object] = {"record_ids": list(dict.fromkeys(record_ids))}
-            if self._ack_key is not None:  # lanes that pin the station's key check this
-                ack = sign_message(ack, self._ack_key)
-            payload = json.dumps(ack).encode()
-            await publish_bounded(client, f"{self._prefix}{lane}/ack", payload, qos=1)
-            self._metrics.acks.labels(lane).inc()
+                acked[where].append(outcome.arrival.record_id)
+        if not self._cfg.mqtt.acknowledge:  # the other tier acknowledges (docs/scale.md)
+            return
+        # one ack per lane, all handed to the client at once: a regional batch holds many
+        # lanes, and one PUBACK round trip after another would hold up the next batch
+        try:
+            async with asyncio.TaskGroup() as group:
+                for (station, lane), record_ids in acked.items():
+                    ack: dict[str, object] = {"record_ids": list(dict.fromkeys(record_ids))}
+                    if self._ack_key is not None:  # lanes that pin the station's key check it
+                        ack = sign_message(ack, self._ack_key)
+                    topic = f"{self._root}{station}/{lane}/ack"
+                    payload = json.dumps(ack).encode()
+                    group.create_task(publish_bounded(client, topic, payload, qos=1))
+                    self._metrics.acks.labels(self._label(station, lane)).inc()
+        except ExceptionGroup as failed:  # the connection is lost: as a lone publish says it
+            raise failed.exceptions[0] from None
+
+    def _label(self, station: str, lane: str) -> str:
+        return f"{station}/{lane}" if self._cfg.regional else lane
 
     def _bad_message(self, topic: str, message: LaneMessage, error: str) -> None:
         self._metrics.bad_messages.labels(topic).inc()

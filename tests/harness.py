@@ -162,10 +162,15 @@ class Station:
 
 
 async def send_command(
-    port: int, command: str, args: dict[str, Any], lane: str = LANE, timeout: float = 20
+    port: int,
+    command: str,
+    args: dict[str, Any],
+    lane: str = LANE,
+    timeout: float = 20,
+    station: str = STATION,
 ) -> dict[str, Any]:
     """Send a command like the station server and wait for its response."""
-    base = f"lanegw/{STATION}/{lane}"
+    base = f"lanegw/{station}/{lane}"
     async with aiomqtt.Client("127.0.0.1", port) as client:
         response_topic = f"{base}/response/{command}"
         await client.subscribe(response_topic, qos=1)

@@ -27,7 +27,8 @@ from station.checks import (
     lane_claimed,
     state_forgery,
 )
-from station.store.db import Database, Tx, open_database
+from station.store import partitions as monthly
+from station.store.db import Database, StoreUnavailable, Tx, open_database
 from station.store.gaps import Gap, find_gaps
 from station.store.schema import SCHEMA_VERSION, TABLES
 
@@ -73,15 +74,31 @@ class Outcome:
 class RecordStore:
     """Records, alarms and gateways in one database, written by ``receiver``."""
 
-    def __init__(self, db: Database, receiver: str, url: str) -> None:
+    def __init__(
+        self,
+        db: Database,
+        receiver: str,
+        url: str,
+        partitions: str = "none",
+        transactions: str = "per_gateway",
+    ) -> None:
         self.db = db
         self.receiver = receiver
         self._url = url
+        self.partitions = partitions  # "monthly": the regional layout (store/partitions.py)
+        self.transactions = transactions  # of ``ingest``: "per_gateway" or "per_batch"
+        self._months_ensured: tuple[int, int] | None = None
 
     @classmethod
-    async def open(cls, url: str, receiver: str) -> RecordStore:
+    async def open(
+        cls,
+        url: str,
+        receiver: str,
+        partitions: str = "none",
+        transactions: str = "per_gateway",
+    ) -> RecordStore:
         """Connect to the database at ``url`` and create its tables if needed."""
-        store = cls(await open_database(url), receiver, url)
+        store = cls(await open_database(url), receiver, url, partitions, transactions)
         await store.setup()
         return store
 
@@ -99,6 +116,8 @@ class RecordStore:
         async with self.db.transaction() as tx:
             if self.db.dialect == "postgresql":
                 await tx.execute("SELECT pg_advisory_xact_lock(%s)", (SETUP_LOCK,))
+            if self.partitions == "monthly":
+                await self._setup_partitioned(tx)
             for statement in TABLES:
                 await tx.execute(statement)
             await tx.execute(
@@ -106,6 +125,29 @@ class RecordStore:
                 "ON CONFLICT (name) DO NOTHING",
                 (str(SCHEMA_VERSION),),
             )
+        await self.maintain()
+
+    async def _setup_partitioned(self, tx: Tx) -> None:
+        if self.db.dialect != "postgresql":
+            raise StoreUnavailable("database.partitions: monthly needs PostgreSQL")
+        row = await tx.one("SELECT relkind FROM pg_class WHERE oid = to_regclass('records')")
+        if row is not None and row[0] != "p":
+            raise StoreUnavailable("records exists unpartitioned: database.partitions is monthly")
+        for statement in monthly.statements():
+            await tx.execute(statement)
+
+    async def maintain(self, now: datetime | None = None) -> None:
+        """Partitioned: create the months from the last to ``MONTHS_AHEAD`` ahead, once a
+        month (at start and from the sweep); otherwise nothing."""
+        now = now or datetime.now(UTC)
+        if self.partitions != "monthly" or self._months_ensured == (now.year, now.month):
+            return
+        back = monthly.MONTHS_BACK if self._months_ensured is None else 0
+        async with self.db.transaction() as tx:
+            await tx.execute("SELECT pg_advisory_xact_lock(%s)", (SETUP_LOCK,))
+            for year, month in monthly.months_around(now, back, monthly.MONTHS_AHEAD):
+                await tx.execute(monthly.partition_for(year, month))
+        self._months_ensured = (now.year, now.month)
 
     async def pin_keys(self, keys: dict[str, str]) -> None:
         """Trust exactly these keys for these gateways (config ``trust.keys``)."""
@@ -128,31 +170,60 @@ class RecordStore:
     # writing -------------------------------------------------------------------------
     async def ingest(self, arrivals: Sequence[Arrival]) -> list[Outcome]:
         """Judge and store a batch, one transaction per gateway (receivers sharing the load
-        wait for each other only on the same gateway); outcomes in arrival order."""
+        wait for each other only on the same gateway), or with ``per_batch`` one for the
+        whole batch (one commit for many gateways' records: the region's many lanes);
+        outcomes in arrival order."""
         by_gateway: dict[str, list[int]] = {}
         for index, arrival in enumerate(arrivals):
             by_gateway.setdefault(arrival.gateway_id, []).append(index)
+        groups = sorted(by_gateway.items())
         outcomes: dict[int, Outcome] = {}
-        for gateway_id, indexes in sorted(by_gateway.items()):
-            part = [arrivals[i] for i in indexes]
-            judged = await self._ingest_gateway(gateway_id, part)
-            outcomes.update(zip(indexes, judged, strict=True))
+        if self.transactions == "per_batch":
+            async with self.db.transaction() as tx:
+                await self._ingest_groups(tx, arrivals, groups, outcomes)
+        else:
+            for group in groups:
+                async with self.db.transaction() as tx:
+                    await self._ingest_groups(tx, arrivals, [group], outcomes)
         return [outcomes[i] for i in range(len(arrivals))]
 
-    async def _ingest_gateway(self, gateway_id: str, arrivals: list[Arrival]) -> list[Outcome]:
-        async with self.db.transaction() as tx:
-            await tx.lock_gateways([gateway_id])
-            row = await tx.one(
-                "SELECT public_key FROM gateways WHERE gateway_id = %s", (gateway_id,)
-            )
-            key = _parsed_key(row[0]) if row is not None and row[0] else None
-            # records refused before its key was trusted: their alarms close as they come
-            refused = key is not None and await tx.one(
-                "SELECT 1 FROM alarms WHERE gateway_id = %s AND kind = %s"
-                " AND record_id IS NOT NULL AND resolved_at IS NULL LIMIT 1",
-                (gateway_id, AlarmKind.UNKNOWN_GATEWAY.value),
-            ) is not None  # fmt: skip
-            return [await self._ingest_one(tx, arrival, key, refused) for arrival in arrivals]
+    async def _ingest_groups(
+        self,
+        tx: Tx,
+        arrivals: Sequence[Arrival],
+        groups: list[tuple[str, list[int]]],
+        outcomes: dict[int, Outcome],
+    ) -> None:
+        """Some gateways' records of the batch (``groups``: gateway id, indexes), their rows
+        locked in one sorted ``FOR UPDATE``."""
+        gateway_ids = [gateway_id for gateway_id, _ in groups]
+        await tx.lock_gateways(gateway_ids)
+        facts = await self._gateway_facts(tx, gateway_ids)
+        for gateway_id, indexes in groups:
+            key, refused = facts.get(gateway_id, (None, False))
+            for i in indexes:
+                outcomes[i] = await self._ingest_one(tx, arrivals[i], key, refused)
+
+    async def _gateway_facts(
+        self, tx: Tx, gateway_ids: list[str]
+    ) -> dict[str, tuple[Ed25519PublicKey, bool]]:
+        """The trusted key of each gateway that has one, and whether records of it were
+        refused before its key was trusted (their alarms close as they come)."""
+        marks = ", ".join(["%s"] * len(gateway_ids))  # placeholders only: no value in the SQL
+        rows = await tx.all(
+            f"SELECT gateway_id, public_key FROM gateways WHERE gateway_id IN ({marks})"  # noqa: S608
+            " AND public_key IS NOT NULL",
+            gateway_ids,
+        )
+        if not rows:
+            return {}
+        refused = await tx.all(
+            f"SELECT DISTINCT gateway_id FROM alarms WHERE gateway_id IN ({marks})"  # noqa: S608
+            " AND kind = %s AND record_id IS NOT NULL AND resolved_at IS NULL",
+            [*gateway_ids, AlarmKind.UNKNOWN_GATEWAY.value],
+        )
+        was_refused = {row[0] for row in refused}
+        return {row[0]: (_parsed_key(row[1]), row[0] in was_refused) for row in rows}
 
     async def _ingest_one(
         self, tx: Tx, arrival: Arrival, key: Ed25519PublicKey | None, refused: bool

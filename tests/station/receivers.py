@@ -34,12 +34,14 @@ SCENARIO = Path(__file__).parents[2] / "simulators" / "scenarios" / "passing-car
 ACK_TIMEOUT_S = 2.0
 
 
-def station_config(path: Path, mqtt_port: int, database: str, **sections: Any) -> Path:
+def station_config(
+    path: Path, mqtt_port: int, database_url: str, station: str = STATION, **sections: Any
+) -> Path:
     """A station config; ``sections`` replace or extend its top-level sections."""
     config: dict[str, Any] = {
-        "station": STATION,
+        "station": station,
         "mqtt": {"port": mqtt_port, "reconnect_min_s": 0.2, "reconnect_max_s": 1.0},
-        "database": {"url": database},
+        "database": {"url": database_url},
         "checks": {"gap_grace_s": 30, "sweep_interval_s": 0.5},
         "web": {"enabled": False},
         "metrics": {"enabled": False},
@@ -74,6 +76,7 @@ class Lane:
     daemon: Daemon
     outbox: Path
     mqtt_port: int
+    station: str = STATION
 
     def outbox_depth(self) -> int:
         with contextlib.closing(sqlite3.connect(self.outbox)) as db:
@@ -82,7 +85,9 @@ class Lane:
     async def inspect(self, number: int) -> None:
         """Queue an order (retried while the lane's queue is full)."""
         for _ in range(200):
-            answer = await send_command(self.mqtt_port, "inspect", order(number), lane=self.name)
+            answer = await send_command(
+                self.mqtt_port, "inspect", order(number), lane=self.name, station=self.station
+            )
             if answer["ok"]:
                 return
             assert "busy" in answer["error"], answer
@@ -92,7 +97,7 @@ class Lane:
 
 @contextlib.asynccontextmanager
 async def speedometer_lane(
-    workdir: Path, name: str, mqtt_port: int, **mqtt: Any
+    workdir: Path, name: str, mqtt_port: int, station: str = STATION, **mqtt: Any
 ) -> AsyncIterator[Lane]:
     """A lane whose gateway keeps records until the station acknowledges them."""
     workdir.mkdir()
@@ -105,7 +110,7 @@ async def speedometer_lane(
         }  # fmt: skip
         config = write_config(
             workdir / "lane.yaml", workdir / "state", mqtt_port, [bus], [device],
-            {"lane": name, "procedure_time_scale": 0.02},
+            {"station": station, "lane": name, "procedure_time_scale": 0.02},
             delivery="server_ack", ack_timeout_s=ACK_TIMEOUT_S, **mqtt,
         )  # fmt: skip
         daemon = Daemon(config, workdir / "daemon.log")
@@ -115,7 +120,7 @@ async def speedometer_lane(
                 while not daemon.log_events("mqtt_connected"):
                     assert daemon.proc and daemon.proc.returncode is None, daemon.log.read_text()
                     await asyncio.sleep(0.05)
-            yield Lane(name, daemon, workdir / "state" / "outbox.sqlite3", mqtt_port)
+            yield Lane(name, daemon, workdir / "state" / "outbox.sqlite3", mqtt_port, station)
         finally:
             await daemon.stop()
 

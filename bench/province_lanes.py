@@ -101,11 +101,12 @@ class FakeLane:
         return len(self.starts) * (len(ITEMS) + 1)
 
     def birth(self) -> bytes:
-        """The retained birth message with the lane's key."""
-        return GatewayState(
+        """The retained birth message with the lane's key, signed (as a gateway signs it)."""
+        state = GatewayState(
             online=True, gateway_id=self.gateway_id, station=self.station, lane=self.lane,
             session_id=self.session, public_key=self.sealer.public_key, ts=datetime.now(UTC),
-        ).model_dump_json().encode()  # fmt: skip
+        )  # fmt: skip
+        return self.sealer.sign_json(state.model_dump_json())
 
     def record(self, inspection: int, code: str, variant: str, verdict: str) -> bytes:
         """The lane's next record, sealed into its chain."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sqlite3
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,8 +21,9 @@ from typing import Any
 
 import uuid6
 
+from bench import lag
 from bench.proc import CpuWindow, RssSampler, loadavg, memory_mb
-from bench.procs import LANE, STATION, Sims, daemon, modbus_device, write_config
+from bench.procs import LANE, STATION, Child, Sims, child_env, daemon, modbus_device, write_config
 from bench.subscriber import Station, running
 from gateway.integrity import Sealer, load_or_create_key
 from gateway.outbox_store import OutboxStore
@@ -118,6 +120,8 @@ async def drain(
         child = daemon(config, case)
         load = loadavg()
         await child.start()
+        probe = _lag_probe(case)
+        await probe.start()
         sampler = RssSampler(child.pid, 0.1)
         sampling = asyncio.create_task(sampler.run())
         cpu = CpuWindow(child.pid)
@@ -129,8 +133,12 @@ async def drain(
             done = time.time()
             cpu.stop()
             _, hwm = memory_mb(child.pid)
+            async with asyncio.timeout(30):  # a short drain may end before the first probe
+                while not lag.read(case / "lag.txt")[0]:
+                    await asyncio.sleep(0.02)
         finally:
             sampling.cancel()
+            await probe.stop()
             await child.stop()
     assert station.first_at is not None
     seconds = done - station.first_at
@@ -148,8 +156,20 @@ async def drain(
         "peak_rss_mb": round(sampler.peak_mb, 1),
         "vm_hwm_mb": round(hwm, 1),
         "cpu_ms_per_record": round(1000 * cpu.cpu_s / count, 3),
+        **_lag_summary(case),
         "loadavg": load,
     }
+
+
+def _lag_probe(case: Path) -> Child:
+    """The loop-lag probe on the daemon's control socket (bench/lag.py), from its start."""
+    socket_file = case / "state" / "control.sock"
+    argv = [sys.executable, "-m", "bench.lag", str(socket_file), str(case / "lag.txt")]
+    return Child(argv, case / "lag.log", child_env(case))
+
+
+def _lag_summary(case: Path) -> dict[str, Any]:
+    return lag.summary(*lag.read(case / "lag.txt"))
 
 
 async def run(
@@ -178,7 +198,9 @@ async def run(
                 result["backlog_mb"] = round(size_bytes / 1e6, 1)
                 log(
                     f"  outbox {size:6} {mode:10}: {result['records_per_s']} records/s,"
-                    f" peak RSS {result['peak_rss_mb']} MB, all acked: {result['all_acked']}"
+                    f" peak RSS {result['peak_rss_mb']} MB, loop lag p50/p99/max"
+                    f" {result.get('lag_p50_ms')}/{result.get('lag_p99_ms')}"
+                    f"/{result.get('lag_max_ms')} ms, all acked: {result['all_acked']}"
                 )
                 results.append(result)
             shutil.rmtree(template, ignore_errors=True)

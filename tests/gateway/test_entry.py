@@ -199,3 +199,21 @@ def test_help_is_typers(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert "Run the gateway daemon until SIGTERM/SIGINT." in result.stdout
     assert "--log-format" in result.stdout
+
+
+def test_demo_without_its_extra_says_what_to_install() -> None:
+    # an install without the `demo` extra: amqtt cannot be imported
+    code = (
+        "import sys; sys.modules['amqtt'] = None; "
+        "from gateway.cli.entry import main; main(['demo', '--duration', '1'])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert result.returncode == 2
+    assert "pip install 'lane-gateway[station,demo]'" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -31,6 +31,9 @@ from gateway.records import DeviceRef, Evidence, Limit, Measurement, ResultRecor
 
 OUTBOX_FILE = "outbox.sqlite3"
 MAX_BYTES = 1024 * 1024 * 1024
+#: seconds the loop-lag probe runs on the daemon once the backlog is drained (a baseline;
+#: at least 1 s, at most as long as the drain took)
+IDLE_PROBE_S = 5.0
 
 
 def _record(seq: int, session: str) -> ResultRecord:
@@ -136,6 +139,12 @@ async def drain(
             async with asyncio.timeout(30):  # a short drain may end before the first probe
                 while not lag.read(case / "lag.txt")[0]:
                     await asyncio.sleep(0.02)
+            await probe.stop()
+            # the same daemon idle, as a baseline of what the machine's load alone costs
+            idle = _lag_probe(case, "lag-idle.txt")
+            await idle.start()
+            await asyncio.sleep(min(IDLE_PROBE_S, max(1.0, done - (station.first_at or done))))
+            await idle.stop()
         finally:
             sampling.cancel()
             await probe.stop()
@@ -156,20 +165,17 @@ async def drain(
         "peak_rss_mb": round(sampler.peak_mb, 1),
         "vm_hwm_mb": round(hwm, 1),
         "cpu_ms_per_record": round(1000 * cpu.cpu_s / count, 3),
-        **_lag_summary(case),
+        **lag.summary(*lag.read(case / "lag.txt")),
+        **{f"idle_{k}": v for k, v in lag.summary(*lag.read(case / "lag-idle.txt")).items()},
         "loadavg": load,
     }
 
 
-def _lag_probe(case: Path) -> Child:
-    """The loop-lag probe on the daemon's control socket (bench/lag.py), from its start."""
+def _lag_probe(case: Path, out: str = "lag.txt") -> Child:
+    """The loop-lag probe on the daemon's control socket (bench/lag.py)."""
     socket_file = case / "state" / "control.sock"
-    argv = [sys.executable, "-m", "bench.lag", str(socket_file), str(case / "lag.txt")]
+    argv = [sys.executable, "-m", "bench.lag", str(socket_file), str(case / out)]
     return Child(argv, case / "lag.log", child_env(case))
-
-
-def _lag_summary(case: Path) -> dict[str, Any]:
-    return lag.summary(*lag.read(case / "lag.txt"))
 
 
 async def run(

@@ -19,12 +19,14 @@ package (memory grows by pages and malloc arenas) and exact in sum.
 from __future__ import annotations
 
 import builtins
+import importlib
+import importlib.util
 import json
 import os
 import signal
 import sys
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -53,8 +55,15 @@ class ImportMeter:
         self._original = builtins.__import__
 
     def install(self) -> None:
-        """Wrap ``__import__``."""
+        """Wrap ``__import__`` and ``importlib.import_module`` (the driver registry's)."""
+        original_module = importlib.import_module
+
+        def import_module(name: str, package: str | None = None) -> ModuleType:
+            absolute = importlib.util.resolve_name(name, package) if name[:1] == "." else name
+            return self._charged(absolute, lambda: original_module(name, package))
+
         builtins.__import__ = self._import
+        importlib.import_module = import_module
 
     def _import(
         self,
@@ -66,17 +75,22 @@ class ImportMeter:
     ) -> ModuleType:
         if level == 0 and name in sys.modules and not fromlist:
             return self._original(name, globals, locals, fromlist, level)
+        package = name if level == 0 else str((globals or {}).get("__package__") or name)
+        return self._charged(
+            package, lambda: self._original(name, globals, locals, fromlist, level)
+        )
+
+    def _charged(self, name: str, load: Callable[[], ModuleType]) -> ModuleType:
         count, before = len(sys.modules), rss_mb()
         self._stack.append(0.0)
         try:
-            return self._original(name, globals, locals, fromlist, level)
+            return load()
         finally:
             nested = self._stack.pop()
             if len(sys.modules) != count:
                 grown = rss_mb() - before
-                package = name if level == 0 else str((globals or {}).get("__package__") or name)
-                top = package.split(".")[0]
-                self.by_package[package if top in self.detail else top] += grown - nested
+                top = name.split(".")[0]
+                self.by_package[name if top in self.detail else top] += grown - nested
                 if self._stack:
                     self._stack[-1] += grown
 
@@ -141,6 +155,9 @@ async def measure(
             log = workdir / "daemon.log"
             async with asyncio.timeout(120):  # connected, then ``seconds`` of polling
                 while '"mqtt_connected"' not in log.read_text(errors="replace"):
+                    if proc.proc.returncode is not None:
+                        tail = log.read_text(errors="replace")[-2000:]
+                        raise RuntimeError(f"the daemon exited before connecting:\n{tail}")
                     await asyncio.sleep(0.1)
                 await asyncio.sleep(seconds)
                 proc.proc.send_signal(signal.SIGUSR1)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sqlite3
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,8 +21,9 @@ from typing import Any
 
 import uuid6
 
+from bench import lag
 from bench.proc import CpuWindow, RssSampler, loadavg, memory_mb
-from bench.procs import LANE, STATION, Sims, daemon, modbus_device, write_config
+from bench.procs import LANE, STATION, Child, Sims, child_env, daemon, modbus_device, write_config
 from bench.subscriber import Station, running
 from gateway.integrity import Sealer, load_or_create_key
 from gateway.outbox_store import OutboxStore
@@ -29,6 +31,9 @@ from gateway.records import DeviceRef, Evidence, Limit, Measurement, ResultRecor
 
 OUTBOX_FILE = "outbox.sqlite3"
 MAX_BYTES = 1024 * 1024 * 1024
+#: seconds the loop-lag probe runs on the daemon once the backlog is drained (a baseline;
+#: at least 1 s, at most as long as the drain took)
+IDLE_PROBE_S = 5.0
 
 
 def _record(seq: int, session: str) -> ResultRecord:
@@ -118,6 +123,8 @@ async def drain(
         child = daemon(config, case)
         load = loadavg()
         await child.start()
+        probe = _lag_probe(case)
+        await probe.start()
         sampler = RssSampler(child.pid, 0.1)
         sampling = asyncio.create_task(sampler.run())
         cpu = CpuWindow(child.pid)
@@ -129,8 +136,18 @@ async def drain(
             done = time.time()
             cpu.stop()
             _, hwm = memory_mb(child.pid)
+            async with asyncio.timeout(30):  # a short drain may end before the first probe
+                while not lag.read(case / "lag.txt")[0]:
+                    await asyncio.sleep(0.02)
+            await probe.stop()
+            # the same daemon idle, as a baseline of what the machine's load alone costs
+            idle = _lag_probe(case, "lag-idle.txt")
+            await idle.start()
+            await asyncio.sleep(min(IDLE_PROBE_S, max(1.0, done - (station.first_at or done))))
+            await idle.stop()
         finally:
             sampling.cancel()
+            await probe.stop()
             await child.stop()
     assert station.first_at is not None
     seconds = done - station.first_at
@@ -148,8 +165,17 @@ async def drain(
         "peak_rss_mb": round(sampler.peak_mb, 1),
         "vm_hwm_mb": round(hwm, 1),
         "cpu_ms_per_record": round(1000 * cpu.cpu_s / count, 3),
+        **lag.summary(*lag.read(case / "lag.txt")),
+        **{f"idle_{k}": v for k, v in lag.summary(*lag.read(case / "lag-idle.txt")).items()},
         "loadavg": load,
     }
+
+
+def _lag_probe(case: Path, out: str = "lag.txt") -> Child:
+    """The loop-lag probe on the daemon's control socket (bench/lag.py)."""
+    socket_file = case / "state" / "control.sock"
+    argv = [sys.executable, "-m", "bench.lag", str(socket_file), str(case / out)]
+    return Child(argv, case / "lag.log", child_env(case))
 
 
 async def run(
@@ -178,7 +204,9 @@ async def run(
                 result["backlog_mb"] = round(size_bytes / 1e6, 1)
                 log(
                     f"  outbox {size:6} {mode:10}: {result['records_per_s']} records/s,"
-                    f" peak RSS {result['peak_rss_mb']} MB, all acked: {result['all_acked']}"
+                    f" peak RSS {result['peak_rss_mb']} MB, loop lag p50/p99/max"
+                    f" {result.get('lag_p50_ms')}/{result.get('lag_p99_ms')}"
+                    f"/{result.get('lag_max_ms')} ms, all acked: {result['all_acked']}"
                 )
                 results.append(result)
             shutil.rmtree(template, ignore_errors=True)

@@ -195,6 +195,9 @@ def text(results: dict[str, Any]) -> str:
                 r["drain_s"],
                 r["peak_rss_mb"],
                 r["cpu_ms_per_record"],
+                r.get("lag_p50_ms", "-"),
+                r.get("lag_p99_ms", "-"),
+                r.get("lag_max_ms", "-"),
                 r["all_acked"],
                 r["duplicates"],
             ]
@@ -208,6 +211,9 @@ def text(results: dict[str, Any]) -> str:
             "drain s",
             "peakRSS",
             "cpu ms/rec",
+            "lag50ms",
+            "lag99ms",
+            "lagmax",
             "all acked",
             "dups",
         ]

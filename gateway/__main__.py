@@ -1,5 +1,5 @@
-"""``python -m gateway`` is ``lanegw``."""
+"""``python -m gateway`` is ``lanegw`` (the lean launcher: gateway/cli/entry.py)."""
 
-from gateway.cli.main import app
+from gateway.cli.entry import main
 
-app()
+main()

@@ -7,6 +7,7 @@ traceback for a user mistake.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -54,7 +55,7 @@ except ImportError as exc:  # an edge box installs the gateway alone
 
     @station_app.callback(invoke_without_command=True)
     def _station_missing() -> None:
-        err.print(f"[red]{_missing} is not installed: pip install 'lane-gateway[station]'[/]")
+        err.print(f"[red]{_missing} is not installed: pip install 'lane-gateway\\[station]'[/]")
         raise typer.Exit(2)
 
 
@@ -256,6 +257,12 @@ def demo(
 
     Example: [bold]lanegw demo --duration 60[/]
     """
+    if importlib.util.find_spec("amqtt") is None:  # the embedded broker is an extra
+        err.print(
+            "[red]amqtt (the demo's embedded MQTT broker) is not installed:"
+            " pip install 'lane-gateway\\[station,demo]'[/]"
+        )
+        raise typer.Exit(2)
     from gateway.demo import run_demo
 
     configure_logging("json", "WARNING")

@@ -97,6 +97,10 @@ def test_outbox_drained_and_acked(smoke: tuple[dict[str, Any], str, Path]) -> No
     assert row["left_in_outbox"] == 0
     assert row["records_per_s"] > 0
     assert row["peak_rss_mb"] > 5
+    # the loop-lag probe (bench/lag.py) got answers from the daemon's control socket
+    assert row["lag_probes"] >= 1
+    assert row["lag_failed"] == 0
+    assert 0 < row["lag_p50_ms"] <= row["lag_p99_ms"] <= row["lag_max_ms"]
 
 
 def test_startup_figures(smoke: tuple[dict[str, Any], str, Path]) -> None:

@@ -19,6 +19,7 @@ from gateway.records import ResultRecord
 from station.upload import plan as planning
 from station.upload.env import request_body
 from station.upload.render import Inputs, ext_values, render
+from tests.station.upload.fakes import ENV_TIME, FakeEnv
 from tests.station.upload.test_golden import (
     CONFIG,
     ENV,
@@ -55,6 +56,12 @@ def env_row(call: str, item: str, name: str, inputs: Inputs, golden_name: str) -
     sent = json.loads(body)
     assert (sent["jkid"], sent["jksqm"]) == (name, "HB440100")
     (row,) = sent["data"][0]["body"]
+    # and as the fake platform reads it: names, order, widths, decimals, codes of the table
+    fake = FakeEnv()
+    jkid, method = fake.names.get(name, (name, None))
+    slots = ENV.call(jkid).ext_slots
+    checked = [(k, v) for k, v in row.items() if not (slots and k.startswith(slots["prefix"]))]
+    assert fake._check(jkid, method, checked, ENV_TIME) == []
     return dict(row)
 
 

@@ -62,7 +62,9 @@ async def capture(workdir: Path) -> dict[str, Any]:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = asyncio.run(capture(Path(tmp)))
-    OUT.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    OUT.write_text(
+        json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n", encoding="utf-8"
+    )
     print(OUT, len(data["results"]), "records", len(data["progress"]), "progress")
 
 

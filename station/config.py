@@ -182,7 +182,9 @@ class EnvUpload(_PlatformUpload):
     )
     daily_checks: dict[str, list[str]] = Field(
         default_factory=lambda: {"gas_analyser": ["leak", "zero", "low_flow"],
-                                 "opacimeter": ["zero"]},
+                                 "opacimeter": ["zero"],
+                                 "chassis_dynamometer": ["coast_down"],
+                                 "flowmeter": ["flowmeter"]},
         description="device class: the checks whose upload the platform requires each day",
     )  # fmt: skip
     check_validity_h: float = Field(default=24.0, gt=0)

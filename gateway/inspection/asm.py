@@ -276,6 +276,9 @@ class AsmMachine(DynoTest[State]):
             "no_corrected_ppm": round(s.corrected[2], 1),
             "df": round(s.df, 3), "kh": round(s.kh, 3), "in_tolerance": in_tol,
         }  # fmt: skip
+        # the rest of the second's process row, for the platforms' real-time upload
+        row = dict(zip(COLUMNS, self.rows[-1], strict=True))
+        values |= {k: row[k] for k in ("co2_pct", "o2_pct", "lambda", "rpm", "force_n")}
         return Say(
             "asm_live",
             f"ASM{mode.name} {self.state.name.lower()}: {s.speed_kmh:.1f} km/h, "

@@ -229,7 +229,10 @@ class LugDownMachine(DynoTest[State]):
             f"k {smoke.k_m1:.2f} m⁻¹",
             {"phase": self.state.name.lower(), "t_s": t_s, "speed_kmh": dyno.speed_kmh,
              "target_kmh": dyno.target, "power_kw": round(corrected, 2), "k_m1": smoke.k_m1,
-             "rpm": smoke.engine_speed_rpm, "nox_ppm": gas.nox_ppm},
+             "rpm": smoke.engine_speed_rpm, "nox_ppm": gas.nox_ppm,
+             # the rest of the process row, for the platforms' real-time upload
+             "point": point.label if point else None, "power_raw_kw": dyno.power_kw, "force_n": dyno.force_n, "n_pct": smoke.n_pct,
+             "co2_pct": gas.co2_pct_vol, "oil_temp_c": smoke.oil_temp_c},
         )  # fmt: skip
         step = {
             State.FULL_THROTTLE: self._full_throttle,

@@ -58,6 +58,11 @@ from gateway.records import Verdict
 
 SAMPLE_S: Final = 1.0
 AMBIENT_EVERY: Final = 10
+LIVE_ROW: Final = frozenset({
+    "power_kw", "hc_ppm", "co_pct", "co2_pct", "o2_pct", "no_ppm", "o2_diluted_pct",
+    "flow_actual_l_s", "flow_standard_l_s", "flow_temp_c", "flow_pressure_kpa",
+    "exhaust_flow_l_s", "no_corrected_ppm",
+})  # fmt: skip
 COLUMNS: Final = (
     "t_s", "cycle_s", "speed_kmh", "target_kmh", "band_low_kmh", "band_high_kmh", "in_band",
     "power_kw", "hc_ppm", "co_pct", "co2_pct", "o2_pct", "no_ppm", "o2_diluted_pct",
@@ -276,6 +281,8 @@ class VmasMachine(DynoTest[State]):
                 "hc_g_s": round(rates[0], 5), "co_g_s": round(rates[1], 5),
                 "nox_g_s": round(rates[2], 5), "dilution_ratio": round(ratio, 4),
                 "kh": round(kh, 3),
+                # the rest of the second's process row, for the platforms' real-time upload
+                **{k: v for k, v in zip(COLUMNS, self.rows[-1], strict=True) if k in LIVE_ROW},
             },
         )  # fmt: skip
         n = self.table.number

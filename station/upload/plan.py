@@ -1,11 +1,13 @@
 """Which calls an inspection's stored records make, in which order: pure, no I/O.
 
 Per PSB item (B1..B5, B0, H1..H4, S1 as configured): 18C55, 18C81, 18C58; per emission
-item: 18C83 to the PSB, and to the environmental platform the vehicle's registration
-(once per inspection, before anything else), the per-second rows (planned live by the
-follower, ``sample_steps``) and the result. Once every item the summary lists is stored:
-18C82, 18C59. A daily-check record: one device-record upload. Aborted items and aborted
-summaries make no calls (the lane tests again, attempt + 1).
+method (TSI, FA, ASM, VMAS, LUG): 18C83 to the PSB, and to the environmental platform the
+vehicle's registration (once per inspection, before anything else), the per-second rows
+(planned live by the follower, ``sample_steps``) and the result; the OBD check: its
+result to the environmental platform only (in test order, so before the method's).
+Once every item the summary lists is stored: 18C82, 18C59. A daily-check record: one
+device-record upload. Aborted items and aborted summaries make no calls (the lane
+tests again, attempt + 1).
 
 Order within a chain (``ord``): an item's calls by its start time, the inspection's end
 by the summary's finish, samples by their time; so an inspection goes in test order, and
@@ -14,6 +16,7 @@ a record that arrives late still lands at its place.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,10 +27,15 @@ from gateway.records import ResultRecord
 from station.upload.store import Step
 
 PSB, ENV = "psb", "env"
-EMISSION_ITEMS: Final = ("TSI", "FA")
+EMISSION_ITEMS: Final = ("TSI", "FA", "ASM", "VMAS", "LUG")
 REG_CALL: Final = "downInspRegInfo"
 SAMPLE_CALL: Final = "uploadInspProcess"
 RESULT_CALL: Final = "uploadInspResult"
+#: items with an environmental result but no method of their own (no 18C83, no rows)
+ENV_RESULT_ONLY: Final = {"OBD": "uploadInspResultOBD"}
+#: methods whose rows count the seconds of a fixed cycle, not from their first sample:
+#: VMAS sends exactly the 195 cycle seconds (regulator.md §2.2)
+CYCLE_CLOCK: Final = {"VMAS": ("cycle_s", 195)}
 CHECK_CALL: Final = "uploadInspStmDeviceRecord"
 CLOCK_CALLS: Final = {PSB: "18C50", ENV: "downInspSynctime"}
 
@@ -72,13 +80,13 @@ def _item_steps(record: ResultRecord, platforms: Platforms) -> list[Step]:
     if platforms.psb and code in platforms.psb_items:
         for n, jkid in enumerate(("18C55", "18C81", "18C58"), start=1):
             steps.append(_record_step(record, PSB, start + n, jkid, code))
-    if code in EMISSION_ITEMS:
-        if platforms.psb and platforms.emission_results:
-            steps.append(_record_step(record, PSB, start + 2, "18C83", code))
-        if platforms.env:
-            steps.append(registration_step(str(record.inspection_id), record.lane))
-            end = _ms(record.finished_at) * 10 + 5
-            steps.append(_record_step(record, ENV, end, RESULT_CALL, code))
+    if code in EMISSION_ITEMS and platforms.psb and platforms.emission_results:
+        steps.append(_record_step(record, PSB, start + 2, "18C83", code))
+    if (code in EMISSION_ITEMS or code in ENV_RESULT_ONLY) and platforms.env:
+        steps.append(registration_step(str(record.inspection_id), record.lane))
+        end = _ms(record.finished_at) * 10 + 5
+        call = ENV_RESULT_ONLY.get(code, RESULT_CALL)
+        steps.append(_record_step(record, ENV, end, call, code))
     return steps
 
 
@@ -151,15 +159,44 @@ def sample_id(inspection_id: str, item: str, attempt: int, serial: int) -> str:
     return str(uuid5(NAMESPACE_URL, f"lanegw:{inspection_id}:{item}:{attempt}:{serial}"))
 
 
+def _half_up(value: float) -> int:
+    return math.floor(value + 0.5)
+
+
+def sample_serial(item: str, values: Mapping[str, Any], origin_t_s: float | None) -> int | None:
+    """The second (``serialno``, from 1) a live sample is the row of, or None when it is
+    no row (a VMAS sample outside the cycle's 195 s). A method's seconds count from its
+    first live sample (``origin_t_s``, that sample's ``t_s``): the first row is 1, the
+    next ones its ``t_s`` minus the origin, rounded half up, plus 1; faster samples (the
+    lug-down's 4 Hz) fall into the same second and the first of them is its row (a step
+    is queued once). VMAS counts the cycle's seconds (``cycle_s``)."""
+    if item in CYCLE_CLOCK:
+        key, last = CYCLE_CLOCK[item]
+        second = _half_up(float(values.get(key) or 0))
+        return second if 1 <= second <= last else None
+    t_s = float(values.get("t_s") or 0)
+    origin = t_s if origin_t_s is None else origin_t_s
+    return max(1, _half_up(t_s - origin) + 1)
+
+
 def sample_steps(
-    inspection_id: str, lane: str, item: str, attempt: int, ts: datetime, values: Mapping[str, Any]
+    inspection_id: str,
+    lane: str,
+    item: str,
+    attempt: int,
+    ts: datetime,
+    values: Mapping[str, Any],
+    origin_t_s: float | None = None,
 ) -> list[Step]:
-    """A live sample of an emission item: its per-second row (after the registration).
-    The second of the test is the sample's ``t_s`` rounded (1, 2, ...)."""
-    serial = max(1, round(float(values.get("t_s") or 0)))
+    """A live sample of an emission item: its per-second row (after the registration);
+    none when the sample is no row (``sample_serial``)."""
+    serial = sample_serial(item, values, origin_t_s)
+    if serial is None:
+        return []
+    origin = float(values.get("t_s") or 0) if origin_t_s is None else origin_t_s
     inputs = {
         "sample": dict(values), "serial": serial, "ts": ts.isoformat(), "item": item,
-        "id": sample_id(inspection_id, item, attempt, serial),
+        "id": sample_id(inspection_id, item, attempt, serial), "origin_t_s": origin,
     }  # fmt: skip
     step = Step(
         f"env/{inspection_id}/{attempt}/{item}/s{serial:05d}", ENV, f"env/{inspection_id}",

@@ -90,6 +90,9 @@ def _lookup(spec: FieldSpec, inputs: Inputs) -> Any:
     if head == "sample":
         if inputs.sample is None:
             raise RenderError(f"{expr}: this step has no live sample")
+        if "/" in name:  # several values as one code key: ``sample.mode/phase``
+            parts = (inputs.sample.get(part) for part in name.split("/"))
+            return "/".join("" if part is None else str(part) for part in parts)
         return inputs.sample.get(name)
     if head == "context":
         if name not in inputs.context:
@@ -152,9 +155,21 @@ def _text(spec: FieldSpec, value: Any) -> str:
 def _code(spec: FieldSpec, table_name: str, value: Any, tables: Tables) -> str:
     key = str(value).lower() if isinstance(value, bool) else str(value)
     table = tables.codes[table_name]
-    if key not in table:
-        raise RenderError(f"{spec.field}: {key!r} is not in code table {table_name}")
-    return table[key]
+    if key in table:
+        return table[key]
+    for bound, code in table.items():  # ranges: the first "<=N" the value is within
+        if bound.startswith("<=") and _within(value, bound.removeprefix("<=")):
+            return code
+    raise RenderError(f"{spec.field}: {key!r} is not in code table {table_name}")
+
+
+def _within(value: Any, bound: str) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
+        return False
+    try:
+        return Decimal(str(value)) <= Decimal(bound)
+    except InvalidOperation:
+        return False
 
 
 def _write(spec: FieldSpec, value: Any, inputs: Inputs, tables: Tables, notes: list[str]) -> str:

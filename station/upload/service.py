@@ -56,7 +56,7 @@ from station.upload.wire import Exchange, Outcome
 
 log = structlog.get_logger("lanegw.upload")
 
-LIVE_STEPS = ("tsi_live", "fa_live")
+LIVE_STEPS = ("tsi_live", "fa_live", "asm_live", "vmas_live", "lug_live")
 SENDERS = 8  # chains sent at once
 MAX_CLOCK_OFFSET_S = 5.0
 
@@ -119,6 +119,7 @@ class Uploader:
         self._wake = asyncio.Event()
         self._locks_changed = asyncio.Event()
         self._attempts: dict[str, int] = {}  # inspection -> attempt, from its start message
+        self._origins: dict[tuple[str, str, int], float] = {}  # per-second rows count from
         self.ready = asyncio.Event()
 
     async def run(self) -> None:
@@ -266,12 +267,25 @@ class Uploader:
                     vehicle = await self.store.vehicle(event.inspection_id)
                     known = int((vehicle or {}).get("attempt") or 1)
                     self._attempts[event.inspection_id] = known
+                origin = await self._origin(event.inspection_id, event.item_code, known,
+                                            event.values)  # fmt: skip
                 steps = planning.sample_steps(event.inspection_id, lane, event.item_code,
-                                              known, event.ts, event.values)  # fmt: skip
+                                              known, event.ts, event.values, origin)  # fmt: skip
                 if await self.store.add(steps):
                     self._wake.set()
         except (ValueError, TypeError) as exc:  # a progress value that is not what it says
             log.warning("upload_bad_progress", lane=lane, step=event.step, error=str(exc))
+
+    async def _origin(
+        self, inspection_id: str, item: str, attempt: int, values: dict[str, Any]
+    ) -> float:
+        """The ``t_s`` an item's per-second rows count from: its first live sample's (kept
+        with its first row, so a restart goes on with the same seconds)."""
+        key = (inspection_id, item, attempt)
+        if key not in self._origins:
+            found = await self.store.sample_origin(f"env/{inspection_id}", item, attempt)
+            self._origins[key] = float(values.get("t_s") or 0) if found is None else found
+        return self._origins[key]
 
     # sending ---------------------------------------------------------------------------
     async def _send_forever(self) -> None:

@@ -251,6 +251,21 @@ class UploadStore:
             rows = await tx.all("SELECT name, value FROM upload_context WHERE chain = %s", (chain,))
         return {str(name): str(value) for name, value in rows}
 
+    async def sample_origin(self, chain: str, item: str, attempt: int) -> float | None:
+        """The ``t_s`` the per-second rows of an item's attempt count from (the first
+        row's origin), None before its first row: so a restarted uploader goes on
+        counting the same seconds."""
+        async with self.records.db.transaction() as tx:
+            row = await tx.one(
+                "SELECT inputs FROM uploads WHERE chain = %s AND call = 'uploadInspProcess'"
+                " AND item_code = %s AND attempt = %s ORDER BY ord LIMIT 1",
+                (chain, item, attempt),
+            )
+        if row is None:
+            return None
+        origin = json.loads(row[0]).get("origin_t_s")
+        return None if origin is None else float(origin)
+
     # sending ---------------------------------------------------------------------------
     async def due(self, now: str, limit: int = 64) -> list[Upload]:
         """Rows to send now: the first unaccepted row of each chain, when it is due."""

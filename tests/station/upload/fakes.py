@@ -147,6 +147,14 @@ class Fake:
             problems.append(f"{call} {item}: fields {names} != table {[s.field for s in specs]}")
         for spec, (_, value) in zip(specs, values, strict=False):
             problem = check_value(spec, value, time_pattern)
+            table = spec.code_table
+            if (
+                problem is None
+                and table
+                and value
+                and value not in self.tables.codes[table].values()
+            ):
+                problem = f"{value!r} is no code of {table}"  # e.g. an opcode the platform lacks
             if problem:
                 problems.append(f"{call} {item} {spec.field}: {problem}")
         return problems

@@ -19,7 +19,7 @@ from gateway.config import LaneConfig
 from gateway.maintenance.lockouts import CheckLog, RegulatorLocks, lockout_reasons
 from gateway.records import ResultRecord
 from station.upload.locks import regulator_locks
-from station.upload.plan import Platforms, plan_inspection, sample_steps
+from station.upload.plan import Platforms, plan_inspection, sample_serial, sample_steps
 from station.upload.render import Inputs, Pending, RenderError, render
 from station.upload.store import Upload
 from station.upload.tables import FieldSpec, TablesError, load_tables, packaged
@@ -273,3 +273,77 @@ def test_the_plate_type_is_the_registered_one_or_the_categorys_usual_one() -> No
     registered = started | {"plate_type": "52"}  # 小型新能源汽车, from the window
     assert (vehicle_view(registered, PSB.codes) or {})["hpzl"] == "52"
     assert (vehicle_view({"plate": "粤A12345"}, PSB.codes) or {})["hpzl"] is None
+
+
+DYNO = json.loads((HERE / "data" / "dyno-capture.json").read_text())
+
+
+def test_a_dyno_inspection_plans_the_obd_result_before_the_method_and_no_psb_obd() -> None:
+    (asm,) = [r for r in DYNO["results"] if r["item_code"] == "ASM"]
+    records = [r for r in DYNO["results"] if r["inspection_id"] == asm["inspection_id"]]
+    plan = plan_inspection(records, {r["record_id"] for r in records}, Platforms())
+    unique = {s.step_key: s for s in plan.steps if s.platform == "env"}  # one row per key
+    env = sorted(unique.values(), key=lambda s: s.ord)
+    assert [(s.call, s.item_code) for s in env] == [
+        ("downInspRegInfo", None), ("uploadInspResultOBD", "OBD"), ("uploadInspResult", "ASM"),
+    ]  # fmt: skip
+    psb = [(s.call, s.item_code) for s in plan.steps if s.platform == "psb"]
+    assert ("18C83", "ASM") in psb and ("18C83", "OBD") not in psb
+    assert [c for c, _ in psb][-2:] == ["18C82", "18C59"]
+
+
+def test_per_second_rows_count_from_the_first_sample_and_vmas_from_its_cycle() -> None:
+    # 1 Hz with jitter: the seconds since the first sample, half up, from 1
+    assert [sample_serial("ASM", {"t_s": t}, 6.543) for t in (6.543, 7.532, 8.49, 9.61)] == [
+        1, 2, 3, 4]  # fmt: skip
+    # 4 Hz: four samples per second, the first of each is its row (same serial, one step)
+    serials = [sample_serial("LUG", {"t_s": 5.0 + n / 4}, 5.0) for n in range(9)]
+    assert serials == [1, 1, 2, 2, 2, 2, 3, 3, 3]
+    # VMAS: the cycle second 1..195; its start instant and beyond 195 s are no rows
+    assert [sample_serial("VMAS", {"cycle_s": c}, None) for c in (0.01, 1.004, 195.0, 196.2)] == [
+        None, 1, 195, None]  # fmt: skip
+    assert sample_steps("i", "L1", "VMAS", 1, NOW, {"cycle_s": 0.0, "t_s": 4.0}) == []
+    one = sample_steps("i", "L1", "LUG", 1, NOW, {"t_s": 5.2}, 5.0)[1]
+    again = sample_steps("i", "L1", "LUG", 1, NOW, {"t_s": 5.45}, 5.0)[1]
+    assert one.step_key == again.step_key and one.inputs["origin_t_s"] == 5.0
+
+
+def test_code_keys_from_several_values_and_ranges() -> None:
+    env = packaged("env.yaml")
+    (opcode,) = [f for f in env.fields_for("uploadInspProcess", "ASM") if f.field == "opcode"]
+    for mode, phase, code in (("5025", "sync", "2"), ("2540", "testing", "6")):
+        done = render((opcode,), Inputs(now=NOW, zone=ZONE, sample={"mode": mode, "phase": phase}),
+                      env)  # fmt: skip
+        assert done.values == [("opcode", code)]
+    with pytest.raises(RenderError, match="not in code table asm_opcode"):
+        render((opcode,), Inputs(now=NOW, zone=ZONE, sample={"mode": "5025", "phase": "x"}), env)
+    (opno,) = [f for f in env.fields_for("uploadInspProcess", "VMAS") if f.field == "opno"]
+    got = [render((opno,), Inputs(now=NOW, zone=ZONE, sample={"serial": s}), env).values[0][1]
+           for s in (1, 11, 12, 96, 97, 195)]  # fmt: skip
+    assert got == ["1", "1", "2", "12", "13", "25"]
+    with pytest.raises(RenderError, match="not in code table vmas_opno"):
+        render((opno,), Inputs(now=NOW, zone=ZONE, sample={"serial": 196}), env)
+
+
+def test_a_dyno_lane_is_locked_until_its_coast_down_is_accepted() -> None:
+    devices = [{"id": "dyno", "device_class": "chassis_dynamometer"},
+               {"id": "flowmeter", "device_class": "flowmeter"}]  # fmt: skip
+    required = {"chassis_dynamometer": ["coast_down"], "flowmeter": ["flowmeter"]}
+    day = NOW - timedelta(hours=2)
+    none = regulator_locks([("L1", devices)], [], required, 24, NOW)
+    assert none == {
+        "L1": {
+            "dyno": ["daily coast_down check not uploaded to the environmental platform"],
+            "flowmeter": ["daily flowmeter check not uploaded to the environmental platform"],
+        }
+    }
+    refused = [
+        upload("dyno", "coast_down", "refused", "pass", day, 1),
+        upload("flowmeter", "flowmeter", "accepted", "pass", day, 2),
+    ]
+    locks = regulator_locks([("L1", devices)], refused, required, 24, NOW)
+    assert locks == {
+        "L1": {"dyno": ["coast_down check refused by the environmental platform: 0 设备未备案"]}
+    }
+    accepted = [upload("dyno", "coast_down", "accepted", "pass", day, 3), refused[1]]
+    assert regulator_locks([("L1", devices)], accepted, required, 24, NOW) == {"L1": {}}

@@ -231,7 +231,8 @@ class LugDownMachine(DynoTest[State]):
              "target_kmh": dyno.target, "power_kw": round(corrected, 2), "k_m1": smoke.k_m1,
              "rpm": smoke.engine_speed_rpm, "nox_ppm": gas.nox_ppm,
              # the rest of the process row, for the platforms' real-time upload
-             "point": point.label if point else None, "power_raw_kw": dyno.power_kw, "force_n": dyno.force_n, "n_pct": smoke.n_pct,
+             "point": point.label if point else None, "power_raw_kw": dyno.power_kw,
+             "force_n": dyno.force_n, "n_pct": smoke.n_pct,
              "co2_pct": gas.co2_pct_vol, "oil_temp_c": smoke.oil_temp_c},
         )  # fmt: skip
         step = {

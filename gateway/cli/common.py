@@ -4,10 +4,7 @@ problem with its line), and how a daemon is started from the command line."""
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 import typer
@@ -15,8 +12,7 @@ from rich.console import Console
 
 from gateway.errors import ConfigError, GatewayError
 from gateway.logs import LogFormat, configure_logging
-from gateway.portlock import PortBusy
-from gateway.state import StateBusy
+from gateway.refusal import report_refusal
 
 
 def exit_with_problems(exc: ConfigError, console: Console) -> NoReturn:
@@ -47,12 +43,4 @@ def run_daemon(
     try:
         asyncio.run(main())
     except GatewayError as exc:
-        code = 75 if isinstance(exc, (PortBusy, StateBusy)) else 2
-        if resolved == "json":
-            now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-            line = {"event": "start_refused", "level": "error", "error": str(exc),
-                    "exit": code, "timestamp": now}  # fmt: skip
-            print(json.dumps(line, ensure_ascii=False), file=sys.stderr)
-        else:
-            console.print(f"[red]{exc}[/]", soft_wrap=True)
-        raise typer.Exit(code) from None
+        raise typer.Exit(report_refusal(exc, resolved)) from None

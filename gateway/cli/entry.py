@@ -107,13 +107,14 @@ def run_lean(args: RunArgs) -> bool:
     from gateway.config import load_config
     from gateway.errors import ConfigError, GatewayError
     from gateway.logs import LogFormat, configure_logging
+    from gateway.refusal import report_refusal
 
     try:
         lane = load_config(args.config)
     except ConfigError:
         return False  # the CLI loads it again and lists every problem with its line
     fmt: LogFormat = args.log_format  # type: ignore[assignment]  # checked by parse_run
-    configure_logging(fmt, args.log_level.upper())
+    resolved = configure_logging(fmt, args.log_level.upper())
 
     import asyncio
 
@@ -122,9 +123,7 @@ def run_lean(args: RunArgs) -> bool:
     try:
         asyncio.run(run_gateway(lane))
     except GatewayError as exc:  # refused to start: as the CLI says it, without Rich
-        red, reset = ("\x1b[31m", "\x1b[0m") if sys.stderr.isatty() else ("", "")
-        print(f"{red}{exc}{reset}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(report_refusal(exc, resolved))
     return True
 
 

@@ -65,7 +65,7 @@ def test_an_unreachable_database_is_said_plainly(tmp_path: Path) -> None:
 def test_the_example_config_is_valid() -> None:
     example = Path(__file__).parents[2] / "config" / "station.example.yaml"
     config = load_station_config(example)
-    assert config.mqtt.share_group == "lanegw-receivers" and config.trust.mode == "tofu"
+    assert config.mqtt.share_group == "lanegw-receivers" and config.trust.mode == "pinned"
 
 
 def test_key_prints_the_line_to_pin_a_gateway(tmp_path: Path) -> None:

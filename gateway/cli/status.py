@@ -15,7 +15,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from gateway.config import load_config
+from gateway.config import LaneConfig, load_config
 from gateway.control import connect, request
 from gateway.errors import ConfigError
 
@@ -23,19 +23,30 @@ out = Console()
 err = Console(stderr=True)
 
 ConfigOption = Annotated[
-    Path, typer.Option("--config", "-c", help="lane config (its state_dir locates the daemon)")
+    Path,
+    typer.Option(
+        "--config",
+        "-c",
+        envvar="LANEGW_CONFIG",
+        help="lane config (its state_dir locates the daemon); or set LANEGW_CONFIG",
+    ),
 ]
 DEFAULT_CONFIG = Path("/etc/lanegw/lane.yaml")
 STATE_COLOURS = {"online": "green", "degraded": "yellow", "offline": "red", "starting": "dim"}
 
 
-def state_dir_of(config: Path) -> Path:
-    """The state directory named by a lane config (exit 2 with the reason if unusable)."""
+def lane_of(config: Path) -> LaneConfig:
+    """The lane config at ``config`` (exit 2 with the reason if unusable)."""
     try:
-        return load_config(config).state_dir
+        return load_config(config)
     except ConfigError as exc:
         err.print(f"[red]{exc}[/]: run [bold]lanegw config check {config}[/]")
         raise typer.Exit(2) from None
+
+
+def state_dir_of(config: Path) -> Path:
+    """The state directory named by a lane config (exit 2 with the reason if unusable)."""
+    return lane_of(config).state_dir
 
 
 def _ask(state_dir: Path, command: str) -> dict[str, Any]:

@@ -54,6 +54,15 @@ SAMPLE_S: Final = 1.0  # process data and live values: once a second
 REACH_TIMEOUT_S: Final = 60.0
 
 
+def _live_values(g: GasReading) -> dict[str, float]:
+    """One second of gases as ``lanegw monitor`` shows it while the item holds the analyser."""
+    return {
+        "hc_ppm": g.hc_ppm, "co_pct_vol": g.co_pct_vol, "co2_pct_vol": g.co2_pct_vol,
+        "o2_pct_vol": g.o2_pct_vol, "engine_speed_rpm": g.engine_speed_rpm,
+        "oil_temp_c": g.oil_temp_c, "lambda_": g.lambda_,
+    }  # fmt: skip
+
+
 class GasReading(Protocol):
     """What this item reads from the analyser each second."""
 
@@ -316,6 +325,7 @@ class _Test:
             g.o2_pct_vol, g.lambda_, g.oil_temp_c,
         )  # fmt: skip
         self.samples.append(sample)
+        self.ctx.live(str(getattr(self.analyser, "device_id", "")), _live_values(g))
         self.ctx.progress(
             "tsi_live",
             f"{label}: {g.engine_speed_rpm} r/min, CO {g.co_pct_vol:.2f} %, HC {g.hc_ppm} ppm",

@@ -85,6 +85,13 @@ class ItemContext:
     lockouts: dict[str, list[str]] = field(default_factory=dict)
     calibrations: CalibrationBook | None = None
     used: list[str] = field(default_factory=list)
+    #: hands a held device's live values to ``lanegw monitor`` (polling pauses meanwhile)
+    live_fn: Callable[[str, dict[str, Any]], None] | None = None
+
+    def live(self, device_id: str, values: dict[str, Any]) -> None:
+        """Show raw ``values`` of a held device (calibrated here) to its monitors."""
+        if self.live_fn is not None:
+            self.live_fn(device_id, self.corrected(device_id, values))
 
     def corrected(self, device_id: str, values: dict[str, Any]) -> dict[str, Any]:
         """``values`` of ``device_id`` with the lane's active calibrations applied."""
@@ -130,7 +137,8 @@ class ItemContext:
         supervisor = self.supervisor_for(device_class)
         if supervisor.device_id not in self.used:
             self.used.append(supervisor.device_id)
-        async with supervisor.hold() as device:
+        purpose = f"inspection {self.order.inspection_id}, item {self.item_code}"
+        async with supervisor.hold(purpose) as device:
             yield device
 
 

@@ -10,6 +10,7 @@ whole-vehicle summary record closes every inspection.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -56,6 +57,11 @@ class InspectionRunner:
         self._queue: deque[InspectionOrder] = deque()
         self._wakeup = asyncio.Event()
         self.current_inspection: str | None = None
+        #: the running order, its item, its latest (step, message), items finished
+        self.current_order: InspectionOrder | None = None
+        self.current_item: str | None = None
+        self.current_step: tuple[str, str] | None = None
+        self.items_done = 0
         self._item_task: asyncio.Task[ItemOutcome] | None = None
         self._aborting: str | None = None
 
@@ -131,10 +137,12 @@ class InspectionRunner:
                 await self._wakeup.wait()
             order = self._queue.popleft()
             self.current_inspection = order.inspection_id
+            self.current_order, self.items_done = order, 0
             try:
                 await self._inspect(order)
             finally:
                 self.current_inspection = None
+                self.current_order = self.current_item = self.current_step = None
                 self._aborting = None
 
     async def _inspect(self, order: InspectionOrder) -> None:
@@ -158,7 +166,9 @@ class InspectionRunner:
             if self._aborting == order.inspection_id:
                 outcome = ItemOutcome(Verdict.ABORTED, reason="inspection aborted by command")
             else:
+                self.current_item = code
                 outcome = await self._run_item(order, code, state)
+            self.items_done += 1
             verdicts[code] = outcome.verdict
             record = await self._produce(order, code, outcome, item_started, utc_now())
             flags += [flag.model_copy(update={"message": f"{code}: {flag.message}"})
@@ -204,6 +214,7 @@ class InspectionRunner:
             self._gw.config.procedure_time_scale,
             self._gw.lockouts(),
             self._gw.calibrations,
+            live_fn=lambda device, values: self._gw.monitors.publish(device, values, time.time()),
         )
         with self._gw.frames.capture(self._gw.supervisors) as frames:
             async with asyncio.TaskGroup() as group:
@@ -268,6 +279,7 @@ class InspectionRunner:
     def _progress(
         self, order: InspectionOrder, code: str | None, step: str, text: str, **values: Scalar
     ) -> None:
+        self.current_step = (step, text)
         link = self._gw.link
         event = Progress(
             inspection_id=order.inspection_id,

@@ -33,7 +33,7 @@ async def run_check(gateway: Gateway, args: dict[str, Any]) -> dict[str, Any]:
     technician = args.get("technician")
     started = utc_now()
     try:
-        async with supervisor.hold() as device:
+        async with supervisor.hold(f"{kind} check") as device:
             outcome = await spec.run(device, dict(args.get("values") or {}))
     except CheckArgumentError as exc:
         raise CommandError(str(exc)) from None

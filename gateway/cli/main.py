@@ -18,6 +18,7 @@ from rich.table import Table
 
 from gateway.cli import calibrate as calibrate_cmd
 from gateway.cli import maintenance as maintenance_cmd
+from gateway.cli import monitor as monitor_cmd
 from gateway.cli import probe as probe_cmd
 from gateway.cli import status as status_cmd
 from gateway.cli.common import exit_with_problems, run_daemon
@@ -38,7 +39,7 @@ err = Console(stderr=True)
 config_app = typer.Typer(help="Lane config files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.command()(status_cmd.status)
-app.command()(status_cmd.monitor)
+app.command()(monitor_cmd.monitor)
 app.command()(probe_cmd.probe)
 app.command()(maintenance_cmd.check)
 app.command()(maintenance_cmd.lockouts)

@@ -90,10 +90,19 @@ class InspectionRunner:
             raise InspectionRefused(f"lane busy: {len(self._queue)} orders already waiting")
         for code in order.items:
             self._check_item(code)
+        # the inspections that run before this one: the one running, then those waiting
+        ahead = len(self._queue) + (self.current_inspection is not None)
         self._queue.append(order)
         self._wakeup.set()
         log.info("order_accepted", inspection_id=order.inspection_id, items=order.items)
-        return {"accepted": True, "inspection_id": order.inspection_id, "position": self.queued}
+        return {
+            "accepted": True,
+            "inspection_id": order.inspection_id,
+            "plate": order.plate,
+            "items": list(order.items),
+            "ahead": ahead,
+            "position": ahead + 1,
+        }
 
     def _check_item(self, code: str) -> None:
         procedure = PROCEDURES.get(code)

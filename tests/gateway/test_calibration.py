@@ -90,7 +90,8 @@ def weigher_lane(lane: SimLane) -> Any:
 
 async def mean_weight(config: str) -> float:
     _, out, err = await lanegw("monitor", "weigher", "-c", config, "--json", "--seconds", "1.2")
-    values = [json.loads(line)["values"]["weight_kg"] for line in out.splitlines()]
+    lines = [json.loads(line) for line in out.splitlines()]
+    values = [line["values"]["weight_kg"] for line in lines if "values" in line]
     assert values, err
     return sum(values) / len(values)
 

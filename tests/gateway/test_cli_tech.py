@@ -61,10 +61,11 @@ async def test_status_and_monitor_talk_to_the_running_daemon(
             "monitor", "speedometer", "-c", config, "--json", "--seconds", "1.5"
         )
         readings = [json.loads(line) for line in out.splitlines()]
-        assert len(readings) >= 3, err
+        readings = [r for r in readings if "values" in r]
+        assert code == 0 and len(readings) >= 3, err
         assert {"speed_kmh", "latched_speed_kmh"} <= set(readings[-1]["values"])
         code, _, err = await lanegw("monitor", "nope", "-c", config, "--seconds", "2")
-        assert code == 1 and "no device 'nope'" in err
+        assert code == 2 and "no device 'nope'" in err
 
 
 async def test_status_without_daemon_says_so(tmp_path: Path) -> None:
@@ -102,25 +103,28 @@ async def test_probe_finds_the_protocol_and_respects_the_port_lock(tmp_path: Pat
 def test_monitor_draws_a_brake_testers_left_and_right_curves() -> None:
     """The monitor's view of a brake tester: a chart with both curves; the right wheel
     that locked up (falls to 260) ends lower than the left one (400)."""
-    from collections import deque
-
     from rich.console import Console
 
-    from gateway.cli.status import CHART_ROWS, _monitor_view
+    from gateway.cli.monitor import CHART_ROWS, MonitorView
 
-    history: deque[dict[str, Any]] = deque(maxlen=120)
+    view = MonitorView("brake", {"availability": "online"})
     for i in range(100):
         rise = min(1.0, max(0.0, (i - 20) / 40))
         right = 380 * rise if i < 80 else 260
-        history.append({"values": {"force_left_dan": 400 * rise, "force_right_dan": right}})
+        view.take({"values": {"force_left_dan": 400 * rise, "force_right_dan": right}})
     console = Console(record=True, width=140)
-    console.print(_monitor_view("brake", history))
+    console.print(view.render())
     lines = console.export_text().splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("force, daN (max 400)"))
+    start = next(i for i, line in enumerate(lines) if line.startswith("brake force, daN (max 400)"))
     chart = lines[start + 1 : start + 1 + CHART_ROWS]
     assert chart[0].rstrip().endswith("L") and "R" not in chart[0]  # left on top at the end
     assert any(line.rstrip().endswith("R") for line in chart[1:])  # right below, locked
-    history.append({"values": {"weight_kg": 950}})  # other devices: no chart
+    # the names are display names with units, and both forces share one scale
+    text = "\n".join(lines)
+    assert "left brake force" in text and "force_left_dan" not in text
+    assert text.count("190…400") == 2  # one scale for the unit daN, not one per sparkline
+    weigher = MonitorView("weigher", {"availability": "online"})
+    weigher.take({"values": {"weight_kg": 950}})  # other devices: no chart
     console = Console(record=True, width=140)
-    console.print(_monitor_view("weigher", deque([history[-1]])))
-    assert "force, daN" not in console.export_text()
+    console.print(weigher.render())
+    assert "brake force, daN" not in console.export_text()

@@ -7,6 +7,7 @@ traceback for a user mistake.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -258,4 +259,5 @@ def demo(
     from gateway.demo import run_demo
 
     configure_logging("json", "WARNING")
-    asyncio.run(run_demo(out, duration, time_scale, web_port))
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a demo is ended: exit 0
+        asyncio.run(run_demo(out, duration, time_scale, web_port))

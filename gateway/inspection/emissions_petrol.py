@@ -19,6 +19,7 @@ the item is aborted with the reason (never failed) and keeps its process data.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import enum
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ TABLE: Final = "gb18285-2018"
 METHOD: Final = "two_speed_idle"
 #: fuels whose engines take this test (a petrol hybrid is tested like a petrol car)
 FUELS: Final = frozenset({"petrol", "hybrid"})
+#: longest wait for the pump-off on the way out of an item, seconds (a bound, not a step)
+CLEANUP_TIMEOUT_S: Final = 3.0
 STABILISE_S: Final = 15.0  # after reaching each speed, before averaging (annex A)
 MEASURE_S: Final = 30.0  # averaging window of each speed (annex A)
 SAMPLE_S: Final = 1.0  # process data and live values: once a second
@@ -237,8 +240,11 @@ class _Test:
         if not self.pumping:
             return
         self.pumping = False
-        with contextlib.suppress(DriverError):  # the item's own error is the one reported
-            await self.analyser.pump_off()
+        # bounded: on the way out of a cancelled item (an abort, the daemon stopping) the
+        # bus may already be gone, and a request to it would never be answered
+        with contextlib.suppress(DriverError, TimeoutError):  # the item's error is reported
+            async with asyncio.timeout(CLEANUP_TIMEOUT_S):
+                await self.analyser.pump_off()
 
     async def speed(self, speed: Speed) -> WindowMeans:
         """Reach, stabilise and measure one engine speed; the window's averages."""

@@ -9,6 +9,7 @@ the result (it drives lockouts) and publishes it as a must-deliver ``check`` rec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -118,6 +119,8 @@ LOW_FLOW_MIN_RAW = 50.0
 LOW_FLOW_READS, LOW_FLOW_SETTLE_S, LOW_FLOW_SPACING_S = 5, 1.0, 0.2
 #: the five concentrations of a five-point check (零气、低、中低、中高、高)
 FIVE_POINTS = 5
+#: longest wait for the pump-off that ends a low-flow check, seconds
+PUMP_OFF_TIMEOUT_S = 3.0
 
 
 async def _analyser_low_flow(analyser: Any, args: dict[str, Any]) -> CheckOutcome:
@@ -129,8 +132,10 @@ async def _analyser_low_flow(analyser: Any, args: dict[str, Any]) -> CheckOutcom
         for _ in range(LOW_FLOW_READS):
             flows.append((await analyser.read_gases()).flow_raw)
             await asyncio.sleep(LOW_FLOW_SPACING_S)
-    finally:
-        await analyser.pump_off()
+    finally:  # bounded: a bus already gone (the daemon stopping) never answers
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(PUMP_OFF_TIMEOUT_S):
+                await analyser.pump_off()
     flow = sum(flows) / len(flows)
     ok = flow >= minimum
     return CheckOutcome(

@@ -105,11 +105,29 @@ async def _analyser_span(analyser: Any, args: dict[str, Any]) -> CheckOutcome:
     await analyser.write_check_gas(
         int(gas["c3h8_ppm"]), gas["co_pct_vol"], gas["co2_pct_vol"], int(gas["no_ppm"])
     )
-    passed = bool(await analyser.gas_check())
+    readings: list[Any] = []
+    passed = bool(await analyser.gas_check(readings.append))
     values = [Measurement(name=f"check_gas_{k}", value=v) for k, v in gas.items()]
     return CheckOutcome(
-        passed, [*values, Measurement(name="gas_check", value=passed, verdict=_verdict(passed))]
+        passed,
+        [
+            *values,
+            *_measured(readings[-1] if readings else None),
+            Measurement(name="gas_check", value=passed, verdict=_verdict(passed)),
+        ],
     )
+
+
+def _measured(reading: Any) -> list[Measurement]:
+    """What the analyser read of the check gas (its last reading during the check)."""
+    if reading is None:
+        return []
+    return [
+        Measurement(name="measured_hc_ppm", value=reading.hc_ppm, unit="ppm"),
+        Measurement(name="measured_co_pct_vol", value=reading.co_pct_vol, unit="%"),
+        Measurement(name="measured_co2_pct_vol", value=reading.co2_pct_vol, unit="%"),
+        Measurement(name="measured_no_ppm", value=reading.nox_ppm, unit="ppm"),
+    ]
 
 
 #: default low-flow threshold of the raw flow indicator (unit undocumented by the vendor:
@@ -157,20 +175,13 @@ async def _analyser_five_point(analyser: Any, args: dict[str, Any]) -> CheckOutc
     readings: list[Any] = []
     passed = bool(await analyser.gas_check(readings.append))
     pef = float(await analyser.read_pef())
-    measured = readings[-1] if readings else None
     values = [
         Measurement(name="point", value=point),
         *(Measurement(name=f"nominal_{k}", value=v) for k, v in gas.items()),
         Measurement(name="pef", value=pef),
         Measurement(name="nominal_hc_ppm", value=round(gas["c3h8_ppm"] * pef), unit="ppm"),
+        *_measured(readings[-1] if readings else None),
     ]
-    if measured is not None:
-        values += [
-            Measurement(name="measured_hc_ppm", value=measured.hc_ppm, unit="ppm"),
-            Measurement(name="measured_co_pct_vol", value=measured.co_pct_vol, unit="%"),
-            Measurement(name="measured_co2_pct_vol", value=measured.co2_pct_vol, unit="%"),
-            Measurement(name="measured_no_ppm", value=measured.nox_ppm, unit="ppm"),
-        ]
     verdict = Measurement(name="gas_check", value=passed, verdict=_verdict(passed))
     return CheckOutcome(passed, [*values, verdict], f"point {point} of {FIVE_POINTS}")
 

@@ -35,6 +35,8 @@ class Catalogue(BaseModel):
     availability: dict[str, Label]
     device_classes: dict[str, Label]
     categories: dict[str, Label]
+    units: dict[str, Label]
+    words: dict[str, Label]
     families: dict[str, str]
     explain: dict[str, dict[str, Label]]
     ui: dict[str, Label]

@@ -128,3 +128,27 @@ def test_monitor_draws_a_brake_testers_left_and_right_curves() -> None:
     console = Console(record=True, width=140)
     console.print(weigher.render())
     assert "brake force, daN" not in console.export_text()
+
+
+async def test_probe_stops_at_the_first_answer_and_names_a_missing_port(tmp_path: Path) -> None:
+    """On a serial line (a PTY) the probe stops as soon as a protocol answers, and its
+    JSON carries the reading as an object; a port that does not exist is said so at once."""
+    sims = SimLane(
+        scenario_at_speed(SCENARIO, 0.05), [SimDevice("analyser", "nha503")], transport="pty"
+    )
+    async with serving(sims):
+        url = sims.running["analyser"].url
+        code, out, err = await lanegw(
+            "probe", url, "--json", "--protocol", "flb100", "--protocol", "nha503",
+            "--baud", "9600", "--baud", "2400",
+        )  # fmt: skip
+        assert code == 0, err
+        attempts = [json.loads(line) for line in out.splitlines()]
+        assert [(a["protocol"], a["answered"]) for a in attempts] == [
+            ("flb100", False),
+            ("flb100", False),
+            ("nha503", True),  # and no nha503 at 2400: it had answered
+        ]
+        assert isinstance(attempts[-1]["reading"], dict) and "co_pct_vol" in attempts[-1]["reading"]
+    code, out, err = await lanegw("probe", str(tmp_path / "ttyUSB9"))
+    assert code == 2 and "no such port" in err and out == "", (out, err)

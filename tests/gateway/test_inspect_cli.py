@@ -4,6 +4,7 @@ nothing, an aborted inspection ends with aborted records, and the lane then goes
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -72,13 +73,14 @@ async def test_abort_ends_the_inspection_and_the_lane_goes_on(
 
         code, out, err = await lanegw(*start_args(config, "44010012026112902"))
         assert code == 0, err
+        assert "inspection 44010012026112902 queued for 粤A12345 (S1): starts now" in out, out
         await station.wait_for(
             lambda: any(
                 p["step"] == "speedometer_spinning" for p in station.messages.get("progress", [])
             )
         )
         code, out, err = await lanegw("inspect", "abort", "44010012026112902", "-c", config)
-        assert code == 0 and "running" in out, err
+        assert code == 0 and "aborted: its current item ends as aborted" in out, err
         await station.wait_for(lambda: len(station.unique_results()) >= 2)
         item, summary = station.unique_results()[:2]
         assert item["verdict"] == "aborted" and item["reason"] == "aborted by command"
@@ -89,5 +91,9 @@ async def test_abort_ends_the_inspection_and_the_lane_goes_on(
 
         code, _, err = await lanegw(*start_args(config, "44010012026112903"))
         assert code == 0, err
-        await station.wait_for(lambda: len(station.unique_results()) >= 4, timeout=60)
+        # a second order while the first runs: one inspection ahead of it (not "position 1")
+        code, out, err = await lanegw(*start_args(config, "44010012026112904"), "--json")
+        assert code == 0, err
+        assert json.loads(out)["ahead"] == 1 and json.loads(out)["plate"] == "粤A12345"
+        await station.wait_for(lambda: len(station.unique_results()) >= 6, timeout=60)
         assert station.unique_results()[2]["verdict"] == "pass"

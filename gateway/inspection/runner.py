@@ -156,6 +156,13 @@ class InspectionRunner:
 
     async def _inspect(self, order: InspectionOrder) -> None:
         started = utc_now()
+        log.info(
+            "inspection_started",
+            inspection_id=order.inspection_id,
+            attempt=order.attempt,
+            plate=order.plate,
+            items=order.items,
+        )
         self._progress(
             order,
             None,
@@ -202,12 +209,29 @@ class InspectionRunner:
         await self._produce(
             order, "summary", summary, started, utc_now(), kind="summary", flags=flags
         )
+        self._log_end(order, summary.verdict, verdicts)
         self._progress(
             order,
             None,
             "inspection_finished",
             f"{order.plate}: {summary.verdict.value}",
             verdict=summary.verdict.value,
+        )
+
+    def _log_end(self, order: InspectionOrder, verdict: Verdict, items: dict[str, Verdict]) -> None:
+        """``inspection_finished`` with its verdict, or ``inspection_aborted`` and why."""
+        self._gw.metrics.inspections.labels(verdict.value).inc()
+        for code, item_verdict in items.items():
+            self._gw.metrics.items.labels(code, item_verdict.value).inc()
+        event = "inspection_aborted" if verdict is Verdict.ABORTED else "inspection_finished"
+        aborted = [code for code, v in items.items() if v is Verdict.ABORTED]
+        (log.warning if aborted else log.info)(
+            event,
+            inspection_id=order.inspection_id,
+            attempt=order.attempt,
+            verdict=verdict.value,
+            aborted_items=aborted or None,
+            by_command=self._aborting == order.inspection_id,
         )
 
     async def _run_item(
@@ -280,6 +304,7 @@ class InspectionRunner:
                 started_at=started,
                 finished_at=finished,
                 inspection_id=order.inspection_id,
+                plate=order.plate,
                 attempt=order.attempt,
                 flags=flags or [],
             )

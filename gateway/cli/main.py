@@ -123,7 +123,9 @@ def config_check(
 
 @app.command()
 def run(
-    config: Annotated[Path, typer.Option("--config", "-c", help="lane config YAML")],
+    config: Annotated[
+        Path, typer.Option("--config", "-c", envvar="LANEGW_CONFIG", help="lane config YAML")
+    ],
     log_format: Annotated[str, typer.Option(help="auto, json or console")] = "auto",
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
 ) -> None:
@@ -216,9 +218,9 @@ def verify(
 
 @app.command()
 def key(
-    config: Annotated[Path, typer.Option("--config", "-c", help="lane config YAML")] = Path(
-        "/etc/lanegw/lane.yaml"
-    ),
+    config: Annotated[
+        Path, typer.Option("--config", "-c", envvar="LANEGW_CONFIG", help="lane config YAML")
+    ] = Path("/etc/lanegw/lane.yaml"),
 ) -> None:
     """Print this gateway's public key, as a line for the station's [bold]trust.keys[/].
 

@@ -152,3 +152,30 @@ async def test_probe_stops_at_the_first_answer_and_names_a_missing_port(tmp_path
         assert isinstance(attempts[-1]["reading"], dict) and "co_pct_vol" in attempts[-1]["reading"]
     code, out, err = await lanegw("probe", str(tmp_path / "ttyUSB9"))
     assert code == 2 and "no such port" in err and out == "", (out, err)
+
+
+def test_simulator_link_dir_is_made_and_misuse_is_said(tmp_path: Path) -> None:
+    """``lanegw-sim --transport pty --link-dir DIR`` makes a missing DIR (it gave a
+    traceback) and links each device's PTY there; --link-dir without PTYs is refused."""
+    import subprocess
+
+    links = tmp_path / "not" / "yet"
+    command = [sys.executable, "-m", "simulators", "--device", "speed=tlch10"]
+    proc = subprocess.Popen(
+        [*command, "--transport", "pty", "--link-dir", str(links)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = json.loads(proc.stdout.readline())  # the device is up
+        assert line["device"] == "speed" and (links / "tty-speed").is_symlink()
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=20)
+    assert "Traceback" not in err
+    refused = subprocess.run(
+        [*command, "--link-dir", str(links)], capture_output=True, text=True, timeout=30
+    )
+    assert refused.returncode == 2 and "add --transport pty" in refused.stderr

@@ -3,7 +3,6 @@ options every command that talks to the daemon shares)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,8 +12,8 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from gateway.cli.common import ask_daemon
 from gateway.config import LaneConfig, load_config
-from gateway.control import request
 from gateway.errors import ConfigError
 
 out = Console()
@@ -47,19 +46,6 @@ def state_dir_of(config: Path) -> Path:
     return lane_of(config).state_dir
 
 
-def _ask(state_dir: Path, command: str) -> dict[str, Any]:
-    try:
-        answer = asyncio.run(request(state_dir, command))
-    except ConnectionError as exc:
-        err.print(f"[red]{exc}[/]")
-        raise typer.Exit(1) from None
-    if not answer.get("ok"):
-        err.print(f"[red]{answer.get('error')}[/]")
-        raise typer.Exit(1)
-    result: dict[str, Any] = answer["result"]
-    return result
-
-
 def status(
     config: ConfigOption = DEFAULT_CONFIG,
     as_json: Annotated[bool, typer.Option("--json", help="the gateway-status JSON")] = False,
@@ -68,7 +54,7 @@ def status(
 
     Example: [bold]lanegw status -c /etc/lanegw/lane.yaml --json[/]
     """
-    snapshot = _ask(state_dir_of(config), "status")
+    snapshot = ask_daemon(state_dir_of(config), "status", {}, err)
     if as_json:
         print(json.dumps(snapshot, ensure_ascii=False, indent=2))
         return
@@ -128,12 +114,14 @@ def _inspection_line(s: dict[str, Any]) -> str:
 
 
 def size(count: float) -> str:
-    """Bytes for people: 512 B, 3.4 KiB, 256 MiB."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(count) < 1024 or unit == "GiB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+    """Bytes for people: 512 B, 3.4 KiB, 256.0 MiB."""
+    if count < 1024:
+        return f"{count:.0f} B"
+    for unit in ("KiB", "MiB"):
         count /= 1024
-    raise AssertionError("unreachable")
+        if count < 1024:
+            return f"{count:.1f} {unit}"
+    return f"{count / 1024:.1f} GiB"
 
 
 def duration(seconds: float) -> str:

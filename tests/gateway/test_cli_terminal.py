@@ -7,7 +7,6 @@ a declined prompt says nothing was changed; ``LANEGW_CONFIG`` replaces ``-c``.""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import sys
@@ -99,21 +98,16 @@ async def test_monitor_and_status_in_a_terminal(tmp_path: Path, mosquitto: Mosqu
     async with running_lane(tmp_path, mosquitto.port, sims, lane_config) as (_, station):
         await offline(station, "headlamp")
         # an offline device: the monitor says why there is nothing, then ends by itself
-        child = terminal("monitor", "headlamp", "--seconds", "2.5", env=env)
+        child = terminal("monitor", "headlamp", "--seconds", "2", env=env)
         code, text = await finish(child)
         assert code == 0 and "Traceback" not in text, text
         assert "offline: no readings since" in text and "port closed" in text, text
 
         # a live device: display names and units, one scale per unit, then a clean end
-        child = terminal("monitor", "speedometer", "--seconds", "2", env=env)
+        child = terminal("monitor", "speedometer", "--seconds", "1.5", env=env)
         code, text = await finish(child)
         assert code == 0 and "Traceback" not in text, text
         assert "latched speed" in text and "km/h" in text and "latched_speed_kmh" not in text
-        code, out, err = await lanegw("monitor", "speedometer", "--json", "--seconds", "1.5",
-                                      env=env)  # fmt: skip
-        assert code == 0 and "Traceback" not in err, err
-        readings = [json.loads(line) for line in out.replace("} {", "}\n{").splitlines()]
-        assert sum("values" in r for r in readings) >= 3
 
         # status: the locked weigher is not green "online"; the headlamp is offline
         code, out, err = await lanegw("status", env=env)

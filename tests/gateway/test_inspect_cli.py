@@ -4,6 +4,7 @@ nothing, an aborted inspection ends with aborted records, and the lane then goes
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -90,6 +91,11 @@ async def test_abort_ends_the_inspection_and_the_lane_goes_on(
         code, _, err = await lanegw(*start_args(config, "44010012026112901", vin="BAD"))
         assert code == 1 and "vin" in err
 
+        # this vehicle never reaches 40 km/h (a slow ramp): it is still running when the
+        # abort comes, however loaded the machine
+        meter = sims.running["speedometer"].sim
+        normal = meter.run
+        meter.run = dataclasses.replace(normal, ramp_kmh_per_s=0.1)
         abort = await primed("inspect", "abort", "44010012026112902", "-c", config)
         code, out, err = await lanegw(*start_args(config, "44010012026112902"))
         assert code == 0, err
@@ -104,6 +110,7 @@ async def test_abort_ends_the_inspection_and_the_lane_goes_on(
         out, err = raw_out.decode(), raw_err.decode()
         assert abort.returncode == 0, err
         assert "aborted: its current item ends as aborted" in " ".join(out.split()), out
+        meter.run = normal
         await station.wait_for(lambda: len(station.unique_results()) >= 2)
         item, summary = station.unique_results()[:2]
         assert item["verdict"] == "aborted" and item["reason"] == "aborted by command"

@@ -7,6 +7,7 @@ a declined prompt says nothing was changed; ``LANEGW_CONFIG`` replaces ``-c``.""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import re
 import sys
@@ -117,6 +118,8 @@ async def test_monitor_and_status_in_a_terminal(tmp_path: Path, mosquitto: Mosqu
         assert "records waiting" in out and "MiB" in out and "bytes" not in out
         # the running inspection: plate, item, step (the snapshot taken over MQTT as the
         # item runs, drawn by the text view of `lanegw status`)
+        meter = sims.running["speedometer"].sim  # a slow ramp: still spinning when asked
+        meter.run = dataclasses.replace(meter.run, ramp_kmh_per_s=0.1)
         body = {**order(1, ["S1"]), "curb_mass_kg": 1300}
         answer = await send_command(mosquitto.port, "inspect", body)
         assert answer["ok"] and answer["result"]["ahead"] == 0, answer

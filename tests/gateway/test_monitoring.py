@@ -6,6 +6,7 @@ parse and name only metrics the daemons export."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -91,16 +92,19 @@ async def http_get(port: int, path: str) -> tuple[int, str]:
     return int(head.split()[1]), body
 
 
-async def abort_when_started(port: int, inspection_id: str) -> dict[str, Any]:
-    """Abort the inspection as soon as its item reports its start."""
+async def inspect_and_abort(port: int, body: dict[str, Any]) -> dict[str, Any]:
+    """Send the order and abort it as soon as its item reports its start (subscribed
+    first: progress is not retained)."""
     async with aiomqtt.Client("127.0.0.1", port) as client:
         await client.subscribe(f"{BASE}/progress", qos=1)
+        assert (await send_command(port, "inspect", body))["ok"]
         async with asyncio.timeout(30):
             async for message in client.messages:
-                body = json.loads(message.payload)  # type: ignore[arg-type]
-                if body["inspection_id"] == inspection_id and body["step"] == "item_started":
+                event = json.loads(message.payload)  # type: ignore[arg-type]
+                ours = event["inspection_id"] == body["inspection_id"]
+                if ours and event["step"] == "item_started":
                     break
-    return await send_command(port, "abort", {"inspection_id": inspection_id})
+    return await send_command(port, "abort", {"inspection_id": body["inspection_id"]})
 
 
 @pytest.mark.mqtt
@@ -121,9 +125,12 @@ async def test_health_metrics_and_log_events_of_a_running_gateway(
 
         passed = {**order(1, ["S1"]), "curb_mass_kg": 1300}
         assert (await send_command(mosquitto.port, "inspect", passed))["ok"]
+        await st.wait_for(lambda: any(r["kind"] == "summary" for r in st.unique_results()))
+        # the second vehicle never reaches 40 km/h (a slow ramp): aborted while it runs
+        meter = sims.running["speedometer"].sim
+        meter.run = dataclasses.replace(meter.run, ramp_kmh_per_s=0.1)
         aborted = {**order(2, ["S1"]), "curb_mass_kg": 1300}
-        assert (await send_command(mosquitto.port, "inspect", aborted))["ok"]
-        answer = await abort_when_started(mosquitto.port, aborted["inspection_id"])
+        answer = await inspect_and_abort(mosquitto.port, aborted)
         assert answer["ok"], answer
         await st.wait_for(lambda: sum(r["kind"] == "summary" for r in st.unique_results()) == 2)
         code, text = await http_get(port, "/metrics")

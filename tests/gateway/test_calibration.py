@@ -198,3 +198,29 @@ def test_records_name_the_calibrations_in_force(tmp_path: Path) -> None:
     book.add(entry("force_left_dan", "rollback", None))
     assert CalibrationBook(tmp_path).in_force("brake") == ["rec-1", "rec-3"]
     assert book.in_force("weigher") == []
+
+
+def test_bounds_come_from_the_devices_range_and_are_data() -> None:
+    """The offset bound is a share of the configured full scale (or of the default); a
+    span's gain outside its range and a channel without bounds are refused."""
+    from gateway.commands import CommandError
+    from gateway.config import DeviceConfig
+    from gateway.maintenance.guards import channel_bounds, check_coefficients
+
+    def plate(**identity: Any) -> DeviceConfig:
+        return DeviceConfig.model_validate(
+            {"id": "weigher", "class": "axle_weigher", "protocol": "xk3190", "bus": "com1",
+             "identity": identity}
+        )  # fmt: skip
+
+    assert check_coefficients(plate(), "weight_kg", Linear(1.0, -390.0), False)["range"] == 10000
+    with pytest.raises(CommandError, match=r"more than 4 % of the 10000 kg range \(±400 kg\)"):
+        check_coefficients(plate(), "weight_kg", Linear(1.0, -410.0), False)
+    small = plate(ranges={"weight_kg": 3000})  # a 3 t wheel plate: ±120 kg
+    with pytest.raises(CommandError, match="3000 kg range"):
+        check_coefficients(small, "weight_kg", Linear(1.0, -130.0), False)
+    with pytest.raises(CommandError, match=r"gain 1\.0800 is outside 0\.95-1\.05"):
+        check_coefficients(plate(), "weight_kg", Linear(1.08, 0.0), True)
+    with pytest.raises(CommandError, match="'spread_kg' has no calibration bounds"):
+        check_coefficients(plate(), "spread_kg", Linear(1.0, 0.0), False)
+    assert all(b.source and b.confidence for b in channel_bounds().values())

@@ -22,7 +22,7 @@ from gateway.cli import maintenance as maintenance_cmd
 from gateway.cli import monitor as monitor_cmd
 from gateway.cli import probe as probe_cmd
 from gateway.cli import status as status_cmd
-from gateway.cli.common import exit_with_problems, run_daemon
+from gateway.cli.common import EXIT_FAILED, exit_with_problems, run_daemon
 from gateway.cli.inspect import inspect_app
 from gateway.config import LaneConfig, load_config
 from gateway.errors import ConfigError
@@ -213,7 +213,7 @@ def verify(
             if r.unverified:
                 out.print("    [yellow]signatures not checked: no public key (use --key)[/]")
     if not all(r.ok for r in reports):
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
 
 
 @app.command()

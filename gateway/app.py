@@ -31,7 +31,7 @@ from gateway.inspection.runner import InspectionRunner
 from gateway.integrity import Sealer, load_or_create_key
 from gateway.maintenance.calibration import CalibrationBook
 from gateway.maintenance.lockouts import CheckLog, RegulatorLocks, lockout_reasons
-from gateway.metrics import BusMetrics, Metrics, serve_metrics
+from gateway.metrics import BusMetrics, LockoutCollector, Metrics, serve_metrics
 from gateway.mqtt import MqttLink
 from gateway.outbox import Outbox
 from gateway.plausibility import FingerprintBook, PlausibilityChecker
@@ -154,6 +154,10 @@ class Gateway:
         self.runner = InspectionRunner(self)
         self.monitors = Monitors()
         self.control = ControlServer(self)
+        self.metrics.info.labels(cfg.station, cfg.lane, self.gateway_id, __version__).set(1)
+        self.metrics.registry.register(
+            LockoutCollector(lambda: [d.id for d in cfg.devices], self.lockouts)
+        )
         self._telemetry_slot: dict[str, float] = {}  # per device: next telemetry slot
         self._telemetry_interval = 1.0 / cfg.mqtt.telemetry_max_hz
 
@@ -253,6 +257,21 @@ class Gateway:
         """Locked devices and why (recomputed on each call: locks clear with their cause)."""
         return lockout_reasons(self.config, self.checks, regulator=self.regulator_locks.reasons())
 
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """``/healthz``: unhealthy while new inspections would be refused (outbox alarm)."""
+        offline = [
+            s.device_id for s in self.supervisors.values() if s.availability.value == "offline"
+        ]
+        detail = {
+            "station": self.config.station,
+            "lane": self.config.lane,
+            "mqtt_connected": self.link.connected,
+            "outbox_alarm": self.outbox.alarm,
+            "offline_devices": offline,
+            "locked_devices": sorted(self.lockouts()),
+        }
+        return not self.outbox.alarm, detail
+
     def _publish_status(self, status: DeviceStatus) -> None:
         topic = self.link.topics.device_status(status.device)
         self.link.publish_retained(topic, status.model_dump_json().encode())
@@ -338,7 +357,9 @@ class Gateway:
                 metrics_cfg = self.config.metrics
                 if metrics_cfg.enabled:
                     group.create_task(
-                        serve_metrics(self.metrics, metrics_cfg.address, metrics_cfg.port),
+                        serve_metrics(
+                            self.metrics, metrics_cfg.address, metrics_cfg.port, self.health
+                        ),
                         name="metrics",
                     )
                 group.create_task(feed_watchdog(), name="watchdog")

@@ -51,6 +51,8 @@ class SampleArgs(_Args):
     device: DeviceId
     count: int = Field(default=10, ge=1, le=MAX_SAMPLES)
     interval_s: float = Field(default=0.1, ge=0, le=60)
+    #: a channel only a stream carries (a JXGT2's forces) is read from one test stream
+    channel: Name | None = None
 
 
 class CalibrateArgs(_Args):

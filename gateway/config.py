@@ -157,6 +157,8 @@ class Certificate(_Model):
 #: checks compare raw values with; see docs/records.md, "Plausibility flags")
 RANGE_QUANTITIES: frozenset[str] = frozenset(
     {"force_dan", "wheel_load_kg", "co_pct", "hc_ppm", "co2_pct", "no_ppm", "opacity_k_m1"}
+    # a weighing indicator's full scale (axle or wheel plate): bounds its calibration
+    | {"weight_kg"}
 )
 
 

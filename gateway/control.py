@@ -5,7 +5,9 @@ group only). Each connection sends one JSON line ``{"command": NAME, "args": {..
 Ordinary commands (the same allow-list as MQTT: ``status``, ``ping``, ``inspect``,
 ``abort``) get one JSON line back, ``{"ok": true, "result": {...}}`` or ``{"ok": false,
 "error": "..."}``. ``monitor`` streams one line per reading of the named device until the
-client hangs up. Nothing received is ever run as a shell command.
+client hangs up (readings a procedure takes while it holds the device included); after a
+second without one, a ``{"device", "state"}`` line says why (offline and its last error,
+or what holds the device). Nothing received is ever run as a shell command.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from gateway.commands import CommandError
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
+    from gateway.supervisor import DeviceSupervisor
 
 log = structlog.get_logger("lanegw.control")
 
@@ -31,6 +34,8 @@ SOCKET_NAME: Final = "control.sock"
 Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 #: readings a slow monitor client may lag behind before the oldest are dropped
 MONITOR_QUEUE: Final = 256
+#: a monitor client without readings for this long gets the device's state (why none)
+MONITOR_STATUS_S: Final = 1.0
 #: largest request line accepted
 MAX_REQUEST: Final = 64 * 1024
 
@@ -121,10 +126,21 @@ class ControlServer:
             await _send(writer, {"ok": False, "error": f"no device {device!r} (devices: {known})"})
             return
         supervisor = self._gw.supervisors[device]
-        await _send(writer, {"ok": True, "result": supervisor.status().model_dump(mode="json")})
+        await _send(writer, {"ok": True, "result": _device_state(supervisor)})
         with self._gw.monitors.watch(device) as queue:
             while True:
-                await _send(writer, await queue.get())
+                try:
+                    async with asyncio.timeout(MONITOR_STATUS_S):
+                        item = await queue.get()
+                except TimeoutError:  # no reading: say why (offline, held by a procedure)
+                    item = {"device": device, "state": _device_state(supervisor)}
+                await _send(writer, item)
+
+
+def _device_state(supervisor: DeviceSupervisor) -> dict[str, Any]:
+    """The device's status with what holds it (``held_for``), for monitor clients."""
+    state: dict[str, Any] = supervisor.status().model_dump(mode="json")
+    return state | {"held_for": supervisor.held_for}
 
 
 def _parse(line: bytes) -> dict[str, Any]:

@@ -131,6 +131,9 @@ async def run_demo(
             await _station(console, time_scale, web_port)
     except TimeoutError:
         console.print(f"[dim]demo: {duration:g} s elapsed, stopped[/]")
+    except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels the demo
+        console.print("[dim]demo: interrupted, stopped[/]")
+        raise
 
 
 async def _station(console: Console, time_scale: float, web_port: int) -> None:

@@ -8,11 +8,14 @@ threaded server: one event loop, no threads.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Protocol
+import json
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from drivers.errors import FrameError, ResponseTimeout
 
@@ -99,10 +102,48 @@ class Metrics:
             ["task"],
             registry=registry,
         )
+        # which gateway this is (join on it for station and lane), and what it inspected
+        self.info = Gauge(
+            "lanegw_gateway_info",
+            "Always 1: the gateway's station, lane, id and version as labels",
+            ["station", "lane", "gateway_id", "version"],
+            registry=registry,
+        )
+        self.inspections = Counter(
+            "lanegw_inspections", "Inspections ended, by verdict", ["verdict"], registry=registry
+        )
+        self.items = Counter(
+            "lanegw_items",
+            "Items ended, by item and verdict",
+            ["item", "verdict"],
+            registry=registry,
+        )
 
     def render(self) -> bytes:
         """The exposition text."""
         return generate_latest(self.registry)
+
+
+class LockoutCollector(Collector):
+    """``lanegw_device_locked{device}``: 1 while a device is locked, computed at scrape."""
+
+    def __init__(
+        self, devices: Callable[[], list[str]], lockouts: Callable[[], dict[str, list[str]]]
+    ) -> None:
+        self._devices = devices
+        self._lockouts = lockouts
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """One sample per configured device."""
+        family = GaugeMetricFamily(
+            "lanegw_device_locked",
+            "1 while the device is locked (lanegw lockouts)",
+            labels=["device"],
+        )
+        locked = self._lockouts()
+        for device in self._devices():
+            family.add_metric([device], 1.0 if device in locked else 0.0)
+        yield family
 
 
 class BusMetrics:
@@ -164,8 +205,18 @@ class Exposition(Protocol):
     def render(self) -> bytes: ...
 
 
-async def serve_metrics(metrics: Exposition, host: str, port: int) -> None:
-    """Serve ``GET /metrics`` on ``host:port`` until cancelled."""
+#: a health check: (healthy, JSON body) for ``GET /healthz``
+Health = Callable[[], tuple[bool, dict[str, Any]]]
+
+
+async def serve_metrics(
+    metrics: Exposition, host: str, port: int, health: Health | None = None
+) -> None:
+    """Serve ``GET /metrics`` and ``GET /healthz`` on ``host:port`` until cancelled.
+
+    ``/healthz`` answers 200 while ``health`` says healthy (or always, without one) and
+    503 otherwise, with a small JSON body saying why.
+    """
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -174,12 +225,20 @@ async def serve_metrics(metrics: Exposition, host: str, port: int) -> None:
         except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             writer.close()
             return
+        kind = b"text/plain; version=0.0.4"
         if request.startswith(b"GET /metrics"):
             body, status = metrics.render(), b"200 OK"
+        elif request.startswith(b"GET /healthz"):
+            healthy, detail = health() if health is not None else (True, {})
+            body = json.dumps({"ok": healthy, **detail}).encode() + b"\n"
+            status, kind = (
+                (b"200 OK" if healthy else b"503 Service Unavailable"),
+                b"application/json",
+            )
         else:
-            body, status = b"see /metrics\n", b"404 Not Found"
+            body, status = b"see /metrics or /healthz\n", b"404 Not Found"
         writer.write(
-            b"HTTP/1.1 " + status + b"\r\nContent-Type: text/plain; version=0.0.4\r\n"
+            b"HTTP/1.1 " + status + b"\r\nContent-Type: " + kind + b"\r\n"
             b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body
         )
         await writer.drain()

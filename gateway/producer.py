@@ -53,6 +53,7 @@ class RecordDraft:
     limit_set: str | None = None
     evidence: list[Evidence] = field(default_factory=list)
     inspection_id: str | None = None
+    plate: str | None = None
     attempt: int = 1
     flags: list[Flag] = field(default_factory=list)
 
@@ -78,6 +79,7 @@ class RecordProducer:
                 lane=gw.config.lane,
                 kind=draft.kind,
                 inspection_id=draft.inspection_id,
+                plate=draft.plate,
                 attempt=draft.attempt,
                 item_code=draft.item_code,
                 item_name=draft.item_name,
@@ -107,6 +109,7 @@ class RecordProducer:
                 "record_produced",
                 record_id=record.record_id,
                 seq=record.seq,
+                inspection_id=draft.inspection_id,
                 item=draft.item_code,
                 verdict=record.verdict.value,
             )

@@ -146,6 +146,9 @@ class ResultRecord(_Model):
     lane: str
     kind: RecordKind = "item"
     inspection_id: str | None = None
+    plate: str | None = Field(
+        default=None, description="the vehicle's plate, on the records of an inspection"
+    )
     attempt: int = Field(default=1, ge=1)
     item_code: str = Field(description="regulator item code, e.g. B1, H1, S1")
     item_name: str | None = None

@@ -16,14 +16,14 @@ from gateway.portlock import PortBusy
 from gateway.state import StateBusy
 
 #: what a human must fix: systemd does not restart it (RestartPreventExitStatus=2)
-EXIT_REFUSED = 2
+EXIT_START_REFUSED = 2
 #: what may clear by itself (a port or the state directory held by a tool): EX_TEMPFAIL
 EXIT_TEMPFAIL = 75
 
 
 def exit_code(exc: GatewayError) -> int:
     """2 for what needs a human, 75 for what systemd may try again."""
-    return EXIT_TEMPFAIL if isinstance(exc, (PortBusy, StateBusy)) else EXIT_REFUSED
+    return EXIT_TEMPFAIL if isinstance(exc, (PortBusy, StateBusy)) else EXIT_START_REFUSED
 
 
 def report_refusal(exc: GatewayError, log_format: Literal["json", "console"]) -> int:

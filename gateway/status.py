@@ -27,6 +27,7 @@ class DeviceState(_Model):
     last_value_age_s: float | None
     consecutive_failures: int
     last_error: str | None
+    held_for: str | None = None  # what holds the device now (an item, a check, a calibration)
 
 
 class BusState(_Model):
@@ -48,6 +49,18 @@ class OutboxState(_Model):
     alarm: bool
 
 
+class RunningInspection(_Model):
+    """The inspection running now: which vehicle, which item, which step."""
+
+    inspection_id: str
+    plate: str
+    items: list[str]
+    items_done: int
+    item_code: str | None
+    step: str | None
+    message: str | None
+
+
 class GatewayStatus(_Model):
     """Everything a technician or the station needs to see at a glance."""
 
@@ -63,6 +76,7 @@ class GatewayStatus(_Model):
     inspection: str | None
     queued_orders: int
     lockouts: dict[str, list[str]] = {}
+    running: RunningInspection | None = None
 
 
 def gateway_status(gateway: Gateway) -> GatewayStatus:
@@ -79,6 +93,7 @@ def gateway_status(gateway: Gateway) -> GatewayStatus:
             else round(now - s.last_reading_at, 3),
             consecutive_failures=s.failures,
             last_error=s.last_error,
+            held_for=s.held_for,
         )
         for s in gateway.supervisors.values()
     ]
@@ -105,4 +120,21 @@ def gateway_status(gateway: Gateway) -> GatewayStatus:
         inspection=gateway.runner.current_inspection,
         queued_orders=gateway.runner.queued,
         lockouts=gateway.lockouts(),
+        running=_running(gateway),
+    )
+
+
+def _running(gateway: Gateway) -> RunningInspection | None:
+    runner = gateway.runner
+    order = runner.current_order
+    if order is None:
+        return None
+    return RunningInspection(
+        inspection_id=order.inspection_id,
+        plate=order.plate,
+        items=list(order.items),
+        items_done=runner.items_done,
+        item_code=runner.current_item,
+        step=runner.current_step[0] if runner.current_step else None,
+        message=runner.current_step[1] if runner.current_step else None,
     )

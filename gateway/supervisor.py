@@ -66,13 +66,19 @@ class DeviceSupervisor:
         # 256 periods); no jitter, the schedule is what keeps a dead device cheap
         longest = min(poll_period_s * 2**8, max(BACKOFF_MAX_S, poll_period_s))
         self._offline_backoff = Backoff(poll_period_s, longest)
+        #: what holds the device now (a procedure, a check, a calibration), None when free
+        self.held_for: str | None = None
         self._log = log.bind(device=self.device_id)
 
     @contextlib.asynccontextmanager
-    async def hold(self) -> AsyncIterator[Device]:
-        """Pause polling while a procedure drives the device."""
+    async def hold(self, purpose: str = "a procedure") -> AsyncIterator[Device]:
+        """Pause polling while a procedure drives the device (``purpose`` says which)."""
         async with self._hold:
-            yield self.device
+            self.held_for = purpose
+            try:
+                yield self.device
+            finally:
+                self.held_for = None
 
     async def run(self) -> None:
         """Poll forever, a poll every ``poll_period_s`` counted from start to start.

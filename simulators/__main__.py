@@ -89,6 +89,15 @@ def main(argv: list[str] | None = None) -> None:
         print(f"lanegw-sim: cannot load scenario: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     del scenario_ok
+    if args.link_dir is not None:
+        if args.transport != "pty":
+            print("lanegw-sim: --link-dir names PTY links: add --transport pty", file=sys.stderr)
+            raise SystemExit(2)
+        try:  # a folder that does not exist yet is made, as for any output directory
+            args.link_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(f"lanegw-sim: cannot use --link-dir {args.link_dir}: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args))
 

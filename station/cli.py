@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
@@ -123,22 +125,23 @@ def status(
 
     Example: [bold]lanegw station status -c /etc/lanegw/station.yaml[/]
     """
-    report: StationStatus = _run_job(_config(config), read_status)
+    station = _config(config)
+    report: StationStatus = _run_job(station, read_status)
     if as_json:
         print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
     else:
-        _print_status(report)
+        _print_status(report, ZoneInfo(station.timezone))
     if report.open_alarms:
         raise typer.Exit(1)
 
 
-def _print_status(report: StationStatus) -> None:
+def _print_status(report: StationStatus, zone: ZoneInfo) -> None:
     table = Table("lane", "gateway", "state", "records", "last seq", "last record", "key")
     for g in report.gateways:
         state = "[green]online[/]" if g.online else "[dim]offline[/]"
         records = f"{g.records}" + (f" [red]({g.suspect} suspect)[/]" if g.suspect else "")
         key = f"{g.key}… ({g.key_source})" if g.key else "[red]none[/]"
-        last = (g.last_received or "-")[:19]
+        last = local_time(g.last_received, zone)
         table.add_row(
             g.lane or "-", g.gateway_id, state, records, str(g.last_seq or "-"), last, key
         )
@@ -150,7 +153,7 @@ def _print_status(report: StationStatus) -> None:
     alarms.title = f"[red]{report.open_alarms} open alarm(s)[/]"
     for a in report.alarms:
         seq = "-" if a.seq is None else f"{a.seq}" + (f"..{a.seq_last}" if a.seq_last else "")
-        seen = f"{a.first_seen[:19]} ×{a.occurrences}"
+        seen = f"{local_time(a.first_seen, zone)} ×{a.occurrences}"
         row = (a.lane or "-", a.gateway_id or "-", seq, a.detail, seen)
         alarms.add_row(a.id, f"[red]{a.kind}[/]", *row)
     out.print(alarms)
@@ -160,28 +163,48 @@ def _print_status(report: StationStatus) -> None:
 def inspections(
     config: ConfigOption = DEFAULT_CONFIG,
     lane: Annotated[str | None, typer.Option(help="one lane only")] = None,
+    plate: Annotated[str | None, typer.Option(help="one vehicle only, e.g. 粤A12345")] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000, help="how many")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """The latest inspections stored: lane, items, verdict of the summary, when.
+    """The latest inspections stored: lane, plate, items, verdict of the summary, when
+    (station time, with its zone).
 
-    Example: [bold]lanegw station inspections --lane L1 --limit 5[/]
+    Example: [bold]lanegw station inspections --lane L1 --limit 5[/];
+    [bold]lanegw station inspections --plate 粤A12345[/]
     """
     from station.inspections import recent_inspections
 
-    lines = _run_job(_config(config), lambda store: recent_inspections(store, limit, lane))
+    station = _config(config)
+    lines = _run_job(station, lambda store: recent_inspections(store, limit, lane, plate))
     if as_json:
         print(json.dumps([asdict(line) for line in lines], indent=2, ensure_ascii=False))
         return
-    table = Table("inspection", "lane", "items", "verdict", "first record", "last record")
+    zone = ZoneInfo(station.timezone)
+    table = Table("inspection", "lane", "plate", "items", "verdict", "first record", "last record")
     colours = {"pass": "green", "fail": "red"}
     for i in lines:
         verdict = f"[{colours.get(i.verdict or '', 'yellow')}]{i.verdict or 'in progress'}[/]"
         if i.suspect:
             verdict += f" [red]({i.suspect} suspect)[/]"
-        first, last = i.first_received[:19], i.last_received[:19]
-        table.add_row(i.inspection_id, i.lane, str(i.items), verdict, first, last)
+        first, last = local_time(i.first_received, zone), local_time(i.last_received, zone)
+        table.add_row(i.inspection_id, i.lane, i.plate or "-", str(i.items), verdict, first, last)
     out.print(table)
+
+
+def local_time(stored: str | None, zone: ZoneInfo) -> str:
+    """A stored UTC time in the station's zone, with its offset: 2026-11-28 20:01:02 +08:00."""
+    if not stored:
+        return "-"
+    try:
+        moment = datetime.fromisoformat(stored)
+    except ValueError:
+        return stored
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    local = moment.astimezone(zone)
+    offset = local.strftime("%z")
+    return f"{local:%Y-%m-%d %H:%M:%S} {offset[:3]}:{offset[3:]}"
 
 
 @station_app.command()

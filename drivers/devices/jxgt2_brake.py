@@ -266,10 +266,20 @@ class _StreamCapture:
         return BrakeMaxima(*growth_phase_summary(left, right, self._options.lock_drop_ratio))
 
 
+@dataclass(frozen=True, slots=True)
+class ForceReading(Reading):
+    """The two force channels at one streamed sample, in daN."""
+
+    force_left_dan: float
+    force_right_dan: float
+
+
 class Jxgt2BrakeTester:
     """A JXGT2 roller brake tester with weighing, on a stream bus."""
 
     device_class: ClassVar[DeviceClass] = DeviceClass.BRAKE_TESTER
+    #: channels only the test stream carries (``read_forces``), not ``poll()``
+    stream_channels: ClassVar[frozenset[str]] = frozenset({"force_left_dan", "force_right_dan"})
 
     def __init__(self, device_id: str, bus: StreamBus, options: Jxgt2Options | None = None) -> None:
         self.device_id = device_id
@@ -346,6 +356,31 @@ class Jxgt2BrakeTester:
         if options.lift_after_test:
             await self.lift_up()
         return result
+
+    async def read_forces(self) -> list[ForceReading]:
+        """What the force sensors read with no brake applied: lift down, one test stream,
+        the samples before any braking onset (all of them when nothing brakes: empty
+        rollers for a zero, or a calibration lever's steady load for a span).
+
+        The tester's result frame is not read (the lane's vehicle sequence is not moved
+        on). Raises as ``run_brake_test`` does.
+        """
+        await self.lift_down()
+        decoder = ReplyDecoder()
+        capture = _StreamCapture(self.options, None)
+        tx = Transaction(
+            encode_request(Command.START),
+            decoder,
+            is_final=capture.is_final,
+            on_message=capture.on_message,
+            silence_timeout=self.options.stream_silence_s,
+            total_timeout=self.options.max_test_s,
+        )
+        messages = await self._bus.transact(self.device_id, tx)
+        _check_stream(messages, decoder.rejected_frames, capture)
+        onset = capture.onset
+        steady = capture.samples if onset is None else capture.samples[:onset]
+        return [ForceReading(s.force_left_dan, s.force_right_dan) for s in steady]
 
     def _maxima(self, frame: BrakeResultFrame) -> BrakeMaxima:
         scale = self._scale

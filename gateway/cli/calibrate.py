@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import statistics
 from pathlib import Path
@@ -12,33 +11,29 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gateway.cli.status import DEFAULT_CONFIG, ConfigOption, err, state_dir_of
-from gateway.control import request
+from gateway.cli.common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    ask_daemon,
+    confirm,
+    require_device,
+)
+from gateway.cli.status import DEFAULT_CONFIG, ConfigOption, err, lane_of
 
 out = Console()
 
 
-def _ask(state_dir: Path, command: str, args: dict[str, Any]) -> dict[str, Any]:
-    try:
-        answer = asyncio.run(request(state_dir, command, args))
-    except ConnectionError as exc:
-        err.print(f"[red]{exc}[/]")
-        raise typer.Exit(1) from None
-    if not answer.get("ok"):
-        err.print(f"[red]{answer.get('error')}[/]")
-        raise typer.Exit(1)
-    result: dict[str, Any] = answer["result"]
-    return result
-
-
 def _measure(state_dir: Path, device: str, channel: str, samples: int) -> float:
-    readings = _ask(state_dir, "sample", {"device": device, "count": samples})["readings"]
+    args = {"device": device, "count": samples, "channel": channel}
+    readings = ask_daemon(state_dir, "sample", args, err)["readings"]
     values = [r.get(channel) for r in readings]
     numbers = [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
     if not numbers:
-        known = ", ".join(k for k, v in readings[0].items() if isinstance(v, int | float))
+        known = ", ".join(
+            k for k, v in readings[0].items() if isinstance(v, int | float) and k != "ts"
+        )
         err.print(f"[red]{device} has no numeric channel {channel!r} (channels: {known})[/]")
-        raise typer.Exit(2)
+        raise typer.Exit(EXIT_USAGE)
     return statistics.fmean(numbers)
 
 
@@ -66,28 +61,43 @@ def calibrate(
     config: ConfigOption = DEFAULT_CONFIG,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Calibrate a channel against reference values; shows the fit and asks before applying.
+    """Calibrate a channel against reference values; shows the fit, the coefficients in
+    force and asks before applying. Refused while an inspection runs or the device is in
+    use, and beyond the channel's bounds (docs/cli.md).
 
-    Examples: [bold]lanegw calibrate brake force_left_dan --reference 0[/] (zero);
-    [bold]lanegw calibrate brake force_left_dan --reference 0 --reference 200 --reference 500
-    --technician T042 --certificate GZJL-2026-1[/] (span, prompts to apply each weight);
-    [bold]lanegw calibrate brake force_left_dan --rollback[/]
+    Examples: [bold]lanegw calibrate brake force_left_dan --reference 0 --technician T042
+    --certificate GZJL-2026-1[/] (zero: nothing on the rollers);
+    [bold]lanegw calibrate weigher weight_kg --reference 0 --reference 500
+    --reference 1000 --technician T042 --certificate GZJL-2026-2[/] (span, prompts to
+    apply each weight); [bold]lanegw calibrate weigher weight_kg --rollback
+    --technician T042[/]
     """
-    state_dir = state_dir_of(config)
+    lane = lane_of(config)
+    require_device(lane, device, err)
+    state_dir = lane.state_dir
     base = {"device": device, "channel": channel, "technician": technician}
+    if not technician:
+        err.print("[red]--technician is required: who calibrates is part of the record[/]")
+        raise typer.Exit(EXIT_USAGE)
     if rollback:
-        if not yes and not typer.confirm(f"Return {device} {channel} to its previous calibration?"):
-            raise typer.Exit(1)
-        result = _ask(state_dir, "rollback", base)
+        if not yes:
+            confirm(f"Return {device} {channel} to its previous calibration?", err)
+        result = ask_daemon(state_dir, "rollback", base, err)
         _print(result, as_json)
         return
     references = reference or []
     if not references:
         err.print("[red]give at least one --reference (0 for a zero calibration)[/]")
-        raise typer.Exit(2)
+        raise typer.Exit(EXIT_USAGE)
+    if not certificate:
+        err.print(
+            "[red]--certificate is required: the certificate of the reference weights or "
+            "gases (for a zero: of the zero standard)[/]"
+        )
+        raise typer.Exit(EXIT_USAGE)
     if reading is not None and len(reading) != len(references):
         err.print("[red]give one --reading per --reference, or none to measure live[/]")
-        raise typer.Exit(2)
+        raise typer.Exit(EXIT_USAGE)
     raw = (
         list(reading)
         if reading is not None
@@ -99,15 +109,17 @@ def calibrate(
         "certificate": certificate,
         "next_due": next_due,
     }
-    preview = _ask(state_dir, "calibrate", args)
+    preview = ask_daemon(state_dir, "calibrate", args, err)
     if not as_json:
         _show_fit(references, raw, preview)
     if not preview["linear_ok"]:
-        err.print(f"[red]linearity outside ±{preview['tolerance_pct']} %: not applied[/]")
-        raise typer.Exit(3)
-    if not yes and not typer.confirm("Apply this calibration now?"):
-        raise typer.Exit(1)
-    _print(_ask(state_dir, "calibrate", args | {"apply": True}), as_json)
+        err.print(
+            f"[red]linearity outside ±{preview['tolerance_pct']} % of the span: not applied[/]"
+        )
+        raise typer.Exit(EXIT_FAILED)
+    if not yes:
+        confirm("Apply this calibration now?", err)
+    _print(ask_daemon(state_dir, "calibrate", args | {"apply": True}, err), as_json)
 
 
 def _live(
@@ -116,9 +128,7 @@ def _live(
     raw = []
     for value in references:
         if not yes:
-            typer.confirm(
-                f"Apply the reference {value:g} to {device} {channel}; ready?", abort=True
-            )
+            confirm(f"Apply the reference {value:g} to {device} {channel}; ready?", err)
         # progress goes to stderr, so --json output stays clean on stdout
         with err.status(f"sampling {channel} ({samples} readings)…"):
             raw.append(_measure(state_dir, device, channel, samples))
@@ -127,12 +137,14 @@ def _live(
 
 
 def _show_fit(references: list[float], raw: list[float], fit: dict[str, Any]) -> None:
+    previous, bounds = fit["previous"], fit["bounds"]
+    unit = bounds["unit"]
     table = Table(
         "reference",
         "raw reading",
         "corrected",
-        "error %",
-        title=f"{fit['device']} {fit['channel']}: gain {fit['gain']:.5f}, "
+        "error, % of span",
+        title=f"{fit['device']} {fit['channel']} ({unit}): gain {fit['gain']:.5f}, "
         f"offset {fit['offset']:+.3f}",
     )
     for ref, value, error in zip(references, raw, fit["errors_pct"], strict=True):
@@ -140,13 +152,30 @@ def _show_fit(references: list[float], raw: list[float], fit: dict[str, Any]) ->
         colour = "green" if abs(error) <= fit["tolerance_pct"] else "red"
         table.add_row(f"{ref:g}", f"{value:.3f}", f"{corrected:.3f}", f"[{colour}]{error:+.2f}[/]")
     out.print(table)
+    out.print(
+        f"in force now: gain {previous['gain']:.5f}, offset {previous['offset']:+.3f} {unit}; "
+        f"bounds: offset within ±{bounds['max_offset']:g} {unit} "
+        f"(range {bounds['range']:g} {unit}), gain {bounds['gain_range'][0]:g}-"
+        f"{bounds['gain_range'][1]:g}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _print(result: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print(json.dumps(result, ensure_ascii=False))
-    else:
-        out.print(
-            f"[green]✓[/] {result['device']} {result['channel']}: gain {result['gain']:.5f}, "
-            f"offset {result['offset']:+.3f} (record {result.get('record_id')})"
-        )
+        return
+    previous = result["previous"]
+    out.print(
+        f"[green]✓[/] {result['device']} {result['channel']}: gain {result['gain']:.5f}, "
+        f"offset {result['offset']:+.3f} (was gain {previous['gain']:.5f}, "
+        f"offset {previous['offset']:+.3f})",
+        highlight=False,
+    )
+    out.print(
+        f"  saved in {result['history_file']}; calibration record {result.get('record_id')} "
+        "goes to the station (must-deliver)",
+        highlight=False,
+        soft_wrap=True,
+    )

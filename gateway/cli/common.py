@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from typing import Any, NoReturn
+from pathlib import Path
+from typing import Any, Final, NoReturn
 
 import typer
 from rich.console import Console
 
+from gateway.config import DeviceConfig, LaneConfig
 from gateway.errors import ConfigError, GatewayError
 from gateway.logs import LogFormat, configure_logging
 from gateway.refusal import report_refusal
@@ -44,3 +46,55 @@ def run_daemon(
         asyncio.run(main())
     except GatewayError as exc:
         raise typer.Exit(report_refusal(exc, resolved)) from None
+
+
+#: exit codes of every ``lanegw`` command (docs/cli.md, "Exit codes")
+EXIT_OK: Final = 0  # done
+EXIT_REFUSED: Final = 1  # the daemon is not running, or refused the command (it says why)
+EXIT_USAGE: Final = 2  # a mistake in the command: option, device, channel, config file
+EXIT_FAILED: Final = 3  # done, and the result is a failure (a check FAILED, not linear)
+EXIT_CANCELLED: Final = 4  # the technician declined a prompt: nothing was changed
+
+
+def cancelled(console: Console) -> NoReturn:
+    """Say that a declined prompt changed nothing, and exit 4."""
+    console.print("[yellow]cancelled: nothing was changed[/]")
+    raise typer.Exit(EXIT_CANCELLED)
+
+
+def confirm(prompt: str, console: Console) -> None:
+    """Ask; a "no" (or end of input) cancels the command."""
+    try:
+        answer = typer.confirm(prompt)
+    except typer.Abort:
+        answer = False
+    if not answer:
+        cancelled(console)
+
+
+def ask_daemon(
+    state_dir: Path, command: str, args: dict[str, Any], console: Console
+) -> dict[str, Any]:
+    """One command to the daemon through its control socket; exit 1 with its reason."""
+    from gateway.control import request
+
+    try:
+        answer = asyncio.run(request(state_dir, command, args))
+    except ConnectionError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(EXIT_REFUSED) from None
+    if not answer.get("ok"):
+        console.print(f"[red]{answer.get('error')}[/]", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_REFUSED)
+    result: dict[str, Any] = answer["result"]
+    return result
+
+
+def require_device(config: LaneConfig, device: str, console: Console) -> DeviceConfig:
+    """The configured device ``device``; exit 2 naming the lane's devices if unknown."""
+    for candidate in config.devices:
+        if candidate.id == device:
+            return candidate
+    known = ", ".join(d.id for d in config.devices)
+    console.print(f"[red]no device {device!r} in {config.station}/{config.lane} ({known})[/]")
+    raise typer.Exit(EXIT_USAGE)

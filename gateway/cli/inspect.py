@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,27 +9,26 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from gateway.cli.common import EXIT_USAGE, ask_daemon
 from gateway.cli.status import DEFAULT_CONFIG, ConfigOption, err, state_dir_of
-from gateway.control import request
 
 out = Console()
 inspect_app = typer.Typer(help="Start or abort an inspection by hand.", no_args_is_help=True)
 
 
-def _send(config: Path, command: str, args: dict[str, Any], as_json: bool) -> None:
-    try:
-        answer = asyncio.run(request(state_dir_of(config), command, args))
-    except ConnectionError as exc:
-        err.print(f"[red]{exc}[/]")
-        raise typer.Exit(1) from None
-    if as_json:
-        print(json.dumps(answer, ensure_ascii=False))
-    elif answer.get("ok"):
-        out.print(f"[green]✓[/] {json.dumps(answer['result'], ensure_ascii=False)}")
-    else:
-        err.print(f"[red]{answer.get('error')}[/]")
-    if not answer.get("ok"):
-        raise typer.Exit(1)
+def _send(config: Path, command: str, args: dict[str, Any]) -> dict[str, Any]:
+    """The daemon's result (exit 1 with its reason when it refuses)."""
+    return ask_daemon(state_dir_of(config), command, args, err)
+
+
+def _queued(result: dict[str, Any]) -> str:
+    ahead = result.get("ahead", 0)
+    when = "starts now" if ahead == 0 else f"{ahead} inspection(s) ahead of it"
+    items = ", ".join(result.get("items", []))
+    return (
+        f"[green]✓[/] inspection {result['inspection_id']} queued for "
+        f"[bold]{result.get('plate', '?')}[/] ({items}): {when}"
+    )
 
 
 @inspect_app.command("start")
@@ -59,7 +57,11 @@ def start(
     --vin LSVAU2180N2183294 --items B1,B2,B0,H1,H4,S1[/]
     """
     if order_file is not None:
-        order: dict[str, Any] = json.loads(order_file.read_text(encoding="utf-8"))
+        try:
+            order: dict[str, Any] = json.loads(order_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            err.print(f"[red]{order_file}: {exc}[/]")
+            raise typer.Exit(EXIT_USAGE) from None
     else:
         order = {
             "inspection_id": inspection_id,
@@ -77,7 +79,11 @@ def start(
             "emission_limit_set": emission_limit_set,
             "items": [i.strip() for i in items.split(",") if i.strip()],
         }
-    _send(config, "inspect", order, as_json)
+    result = _send(config, "inspect", order)
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        out.print(_queued(result), highlight=False)
 
 
 @inspect_app.command("abort")
@@ -90,4 +96,13 @@ def abort(
 
     Example: [bold]lanegw inspect abort 44010012026112801[/]
     """
-    _send(config, "abort", {"inspection_id": inspection_id}, as_json)
+    result = _send(config, "abort", {"inspection_id": inspection_id})
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False))
+    elif result.get("was") == "queued":
+        out.print(f"[green]✓[/] inspection {inspection_id} removed from the queue")
+    else:
+        out.print(
+            f"[green]✓[/] inspection {inspection_id} aborted: its current item ends as "
+            "aborted (reason: aborted by command), the others are not run"
+        )

@@ -7,6 +7,7 @@ traceback for a user mistake.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import json
 import sys
@@ -19,9 +20,10 @@ from rich.table import Table
 
 from gateway.cli import calibrate as calibrate_cmd
 from gateway.cli import maintenance as maintenance_cmd
+from gateway.cli import monitor as monitor_cmd
 from gateway.cli import probe as probe_cmd
 from gateway.cli import status as status_cmd
-from gateway.cli.common import exit_with_problems, run_daemon
+from gateway.cli.common import EXIT_FAILED, exit_with_problems, run_daemon
 from gateway.cli.inspect import inspect_app
 from gateway.cli.state import state_app
 from gateway.config import LaneConfig, load_config
@@ -40,7 +42,7 @@ err = Console(stderr=True)
 config_app = typer.Typer(help="Lane config files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.command()(status_cmd.status)
-app.command()(status_cmd.monitor)
+app.command()(monitor_cmd.monitor)
 app.command()(probe_cmd.probe)
 app.command()(maintenance_cmd.check)
 app.command()(maintenance_cmd.lockouts)
@@ -124,7 +126,9 @@ def config_check(
 
 @app.command()
 def run(
-    config: Annotated[Path, typer.Option("--config", "-c", help="lane config YAML")],
+    config: Annotated[
+        Path, typer.Option("--config", "-c", envvar="LANEGW_CONFIG", help="lane config YAML")
+    ],
     log_format: Annotated[str, typer.Option(help="auto, json or console")] = "auto",
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
 ) -> None:
@@ -212,14 +216,14 @@ def verify(
             if r.unverified:
                 out.print("    [yellow]signatures not checked: no public key (use --key)[/]")
     if not all(r.ok for r in reports):
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
 
 
 @app.command()
 def key(
-    config: Annotated[Path, typer.Option("--config", "-c", help="lane config YAML")] = Path(
-        "/etc/lanegw/lane.yaml"
-    ),
+    config: Annotated[
+        Path, typer.Option("--config", "-c", envvar="LANEGW_CONFIG", help="lane config YAML")
+    ] = Path("/etc/lanegw/lane.yaml"),
 ) -> None:
     """Print this gateway's public key, as a line for the station's [bold]trust.keys[/].
 
@@ -266,4 +270,5 @@ def demo(
     from gateway.demo import run_demo
 
     configure_logging("json", "WARNING")
-    asyncio.run(run_demo(out, duration, time_scale, web_port))
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a demo is ended: exit 0
+        asyncio.run(run_demo(out, duration, time_scale, web_port))

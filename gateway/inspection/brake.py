@@ -22,6 +22,7 @@ the upload curve: ``curve``. See docs/items-brake.md.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 from collections.abc import Callable
 from typing import Final, Protocol, runtime_checkable
@@ -52,6 +53,8 @@ PARKING_ITEM: Final = "B0"
 SETTLE_S: Final = 2.0
 #: live force values on the progress topic: one event per this much device time (4 Hz)
 LIVE_PERIOD_S: Final = 0.25
+#: every n-th streamed sample (100 a second) is shown by ``lanegw monitor``: 25 a second
+MONITOR_EVERY: Final = 4
 #: InspectionState.extra key: axles on which a wheel locked (for the road-test advice)
 LOCKED_AXLES: Final = "brake_locked_axles"
 
@@ -96,13 +99,31 @@ TRANSITIONS: Final = {
 class _Live:
     """Follows the stream (inside the bus task): the braking onset, live forces at 4 Hz."""
 
-    def __init__(self, ctx: ItemContext, machine: Machine[State], label: str) -> None:
+    def __init__(
+        self, ctx: ItemContext, machine: Machine[State], label: str, device_id: str
+    ) -> None:
         self._ctx = ctx
         self._machine = machine
         self._label = label
+        self._device_id = device_id
         self._last_t: float | None = None
+        self._shown = 0
+
+    def _monitored(self) -> bool:
+        """Every ``MONITOR_EVERY``-th sample goes to ``lanegw monitor`` (25 a second)."""
+        self._shown += 1
+        return self._shown % MONITOR_EVERY == 1
 
     def __call__(self, sample: BrakeSample) -> None:
+        if self._monitored():
+            self._ctx.live(
+                self._device_id,
+                {
+                    "force_left_dan": sample.force_left_dan,
+                    "force_right_dan": sample.force_right_dan,
+                    "braking": sample.braking,
+                },
+            )
         if sample.braking and self._machine.state is State.DRAG:
             self._machine.go(State.BRAKING)
             self._ctx.progress("brake_braking", f"{self._label} braking")
@@ -122,6 +143,33 @@ def _tester(device: object) -> BrakeTester:
         name = getattr(device, "device_id", type(device).__name__)
         raise ItemAborted(f"brake tester {name} cannot stream a roller brake test")
     return device
+
+
+def _device_id(tester: object) -> str:
+    return str(getattr(tester, "device_id", ""))
+
+
+def calibrated(ctx: ItemContext, device_id: str, result: BrakeTestResult) -> BrakeTestResult:
+    """The test with the lane's calibration of the tester's force channels applied to
+    every sample and maximum (the record names that calibration: calibration_ref)."""
+    left = ctx.corrector(device_id, "force_left_dan")
+    right = ctx.corrector(device_id, "force_right_dan")
+    samples = tuple(
+        dataclasses.replace(
+            s, force_left_dan=left(s.force_left_dan), force_right_dan=right(s.force_right_dan)
+        )
+        for s in result.samples
+    )
+    return dataclasses.replace(
+        result,
+        max_force_left_dan=left(result.max_force_left_dan),
+        max_force_right_dan=right(result.max_force_right_dan),
+        diff_force_left_dan=left(result.diff_force_left_dan),
+        diff_force_right_dan=right(result.diff_force_right_dan),
+        drag_force_left_dan=left(result.drag_force_left_dan),
+        drag_force_right_dan=right(result.drag_force_right_dan),
+        samples=samples,
+    )
 
 
 def _next_item(ctx: ItemContext) -> str | None:
@@ -145,7 +193,7 @@ async def _weigh(
 ) -> judge.StaticLoads:
     machine.go(State.WEIGHING)
     ctx.progress("brake_weighing", f"axle {axle}: weighing")
-    loads = await plate_loads(ctx) or await roller_loads(tester)
+    loads = await plate_loads(ctx) or await roller_loads(ctx, _device_id(tester), tester)
     if loads.axle_kg < MIN_LOAD_KG:
         raise ItemAborted(f"axle {axle}: {loads.axle_kg:.0f} kg weighed, no vehicle on it")
     ctx.progress(
@@ -165,7 +213,9 @@ async def _brake(
     await tester.zero()
     machine.go(State.DRAG)
     ctx.progress("brake_drag", f"{label}: rollers running, measuring drag; then {action}")
-    result = await tester.run_brake_test(on_sample=_Live(ctx, machine, label))
+    device_id = _device_id(tester)
+    live = _Live(ctx, machine, label, device_id)
+    result = calibrated(ctx, device_id, await tester.run_brake_test(live))
     machine.go(State.JUDGING)
     if len(result.samples) < 2:
         raise ItemAborted(f"{label}: the tester streamed {len(result.samples)} sample(s)")

@@ -75,7 +75,9 @@ async def plate_loads(ctx: ItemContext) -> StaticLoads | None:
             if not isinstance(device, AxleWeigher):
                 raise ItemAborted(f"axle weigher {device_id} cannot weigh a settled axle")
             reading = await device.weigh(WEIGH_TIMEOUT_S, min_kg=MIN_LOAD_KG)
-        by_side[reading.side] = reading.weight_kg
+        # the weight as the lane's calibration of this plate corrects it: the record names
+        # that calibration (calibration_ref), so its value must be the corrected one
+        by_side[reading.side] = ctx.corrector(device_id, "weight_kg")(reading.weight_kg)
     if "left" in by_side and "right" in by_side:
         left, right = by_side["left"], by_side["right"]
         return StaticLoads(left + right, "weigher", left, right)
@@ -84,17 +86,22 @@ async def plate_loads(ctx: ItemContext) -> StaticLoads | None:
     raise ItemAborted(f"the lane's weighers give {sorted(by_side)}: need an axle or both wheels")
 
 
-async def roller_loads(tester: RollerScale) -> StaticLoads:
+async def roller_loads(ctx: ItemContext, device_id: str, tester: RollerScale) -> StaticLoads:
     """Static wheel loads from the tester's own weighing, once stable: the median of the
     first ``WEIGH_READINGS`` readings in a row that agree (``ItemAborted`` when none do
-    within ``ROLLER_MAX_READINGS``: the axle is still moving, or the scale is faulty)."""
+    within ``ROLLER_MAX_READINGS``: the axle is still moving, or the scale is faulty),
+    corrected by the tester's calibration of ``load_left_kg`` / ``load_right_kg``."""
     readings: list[WheelLoads] = []
     for _ in range(ROLLER_MAX_READINGS):
         readings.append(await tester.read_wheel_loads())
         window = readings[-WEIGH_READINGS:]
         if len(window) == WEIGH_READINGS and _agree(window):
-            left = float(statistics.median(r.load_left_kg for r in window))
-            right = float(statistics.median(r.load_right_kg for r in window))
+            left = ctx.corrector(device_id, "load_left_kg")(
+                float(statistics.median(r.load_left_kg for r in window))
+            )
+            right = ctx.corrector(device_id, "load_right_kg")(
+                float(statistics.median(r.load_right_kg for r in window))
+            )
             return StaticLoads(left + right, "brake_tester", left, right)
     shown = ", ".join(f"{r.load_left_kg:.0f}/{r.load_right_kg:.0f}" for r in readings[-4:])
     raise ItemAborted(

@@ -19,6 +19,7 @@ the item is aborted with the reason (never failed) and keeps its process data.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import enum
 from dataclasses import dataclass
@@ -47,11 +48,22 @@ TABLE: Final = "gb18285-2018"
 METHOD: Final = "two_speed_idle"
 #: fuels whose engines take this test (a petrol hybrid is tested like a petrol car)
 FUELS: Final = frozenset({"petrol", "hybrid"})
+#: longest wait for the pump-off on the way out of an item, seconds (a bound, not a step)
+CLEANUP_TIMEOUT_S: Final = 3.0
 STABILISE_S: Final = 15.0  # after reaching each speed, before averaging (annex A)
 MEASURE_S: Final = 30.0  # averaging window of each speed (annex A)
 SAMPLE_S: Final = 1.0  # process data and live values: once a second
 #: how long the driver has to bring the engine into a speed band (standard silent)
 REACH_TIMEOUT_S: Final = 60.0
+
+
+def _live_values(g: GasReading) -> dict[str, float]:
+    """One second of gases as ``lanegw monitor`` shows it while the item holds the analyser."""
+    return {
+        "hc_ppm": g.hc_ppm, "co_pct_vol": g.co_pct_vol, "co2_pct_vol": g.co2_pct_vol,
+        "o2_pct_vol": g.o2_pct_vol, "engine_speed_rpm": g.engine_speed_rpm,
+        "oil_temp_c": g.oil_temp_c, "lambda_": g.lambda_,
+    }  # fmt: skip
 
 
 class GasReading(Protocol):
@@ -228,8 +240,11 @@ class _Test:
         if not self.pumping:
             return
         self.pumping = False
-        with contextlib.suppress(DriverError):  # the item's own error is the one reported
-            await self.analyser.pump_off()
+        # bounded: on the way out of a cancelled item (an abort, the daemon stopping) the
+        # bus may already be gone, and a request to it would never be answered
+        with contextlib.suppress(DriverError, TimeoutError):  # the item's error is reported
+            async with asyncio.timeout(CLEANUP_TIMEOUT_S):
+                await self.analyser.pump_off()
 
     async def speed(self, speed: Speed) -> WindowMeans:
         """Reach, stabilise and measure one engine speed; the window's averages."""
@@ -316,6 +331,7 @@ class _Test:
             g.o2_pct_vol, g.lambda_, g.oil_temp_c,
         )  # fmt: skip
         self.samples.append(sample)
+        self.ctx.live(str(getattr(self.analyser, "device_id", "")), _live_values(g))
         self.ctx.progress(
             "tsi_live",
             f"{label}: {g.engine_speed_rpm} r/min, CO {g.co_pct_vol:.2f} %, HC {g.hc_ppm} ppm",

@@ -89,6 +89,14 @@ class ItemContext:
     #: it on the aborted record, so what was measured until then is not lost
     kept_evidence: list[Evidence] = field(default_factory=list)
 
+    #: hands a held device's live values to ``lanegw monitor`` (polling pauses meanwhile)
+    live_fn: Callable[[str, dict[str, Any]], None] | None = None
+
+    def live(self, device_id: str, values: dict[str, Any]) -> None:
+        """Show raw ``values`` of a held device (calibrated here) to its monitors."""
+        if self.live_fn is not None:
+            self.live_fn(device_id, self.corrected(device_id, values))
+
     def corrected(self, device_id: str, values: dict[str, Any]) -> dict[str, Any]:
         """``values`` of ``device_id`` with the lane's active calibrations applied."""
         if self.calibrations is None:
@@ -133,7 +141,8 @@ class ItemContext:
         supervisor = self.supervisor_for(device_class)
         if supervisor.device_id not in self.used:
             self.used.append(supervisor.device_id)
-        async with supervisor.hold() as device:
+        purpose = f"inspection {self.order.inspection_id}, item {self.item_code}"
+        async with supervisor.hold(purpose) as device:
             yield device
 
 

@@ -11,6 +11,7 @@ whole-vehicle summary record closes every inspection.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -58,6 +59,11 @@ class InspectionRunner:
         self._queue: deque[InspectionOrder] = deque()
         self._wakeup = asyncio.Event()
         self.current_inspection: str | None = None
+        #: the running order, its item, its latest (step, message), items finished
+        self.current_order: InspectionOrder | None = None
+        self.current_item: str | None = None
+        self.current_step: tuple[str, str] | None = None
+        self.items_done = 0
         self._item_task: asyncio.Task[ItemOutcome] | None = None
         self._aborting: str | None = None
         self.finished = FinishedInspections(gateway.config.state_dir / "inspections.sqlite3")
@@ -94,10 +100,19 @@ class InspectionRunner:
             raise InspectionRefused(f"lane busy: {len(self._queue)} orders already waiting")
         for code in order.items:
             self._check_item(code)
+        # the inspections that run before this one: the one running, then those waiting
+        ahead = len(self._queue) + (self.current_inspection is not None)
         self._queue.append(order)
         self._wakeup.set()
         log.info("order_accepted", inspection_id=order.inspection_id, items=order.items)
-        return {"accepted": True, "inspection_id": order.inspection_id, "position": self.queued}
+        return {
+            "accepted": True,
+            "inspection_id": order.inspection_id,
+            "plate": order.plate,
+            "items": list(order.items),
+            "ahead": ahead,
+            "position": ahead + 1,
+        }
 
     def _check_item(self, code: str) -> None:
         procedure = PROCEDURES.get(code)
@@ -141,15 +156,24 @@ class InspectionRunner:
                 await self._wakeup.wait()
             order = self._queue.popleft()
             self.current_inspection = order.inspection_id
+            self.current_order, self.items_done = order, 0
             try:
                 await self._inspect(order)
                 await self.finished.remember(order.inspection_id, order.attempt)
             finally:
                 self.current_inspection = None
+                self.current_order = self.current_item = self.current_step = None
                 self._aborting = None
 
     async def _inspect(self, order: InspectionOrder) -> None:
         started = utc_now()
+        log.info(
+            "inspection_started",
+            inspection_id=order.inspection_id,
+            attempt=order.attempt,
+            plate=order.plate,
+            items=order.items,
+        )
         self._progress(
             order,
             None,
@@ -169,7 +193,9 @@ class InspectionRunner:
             if self._aborting == order.inspection_id:
                 outcome = ItemOutcome(Verdict.ABORTED, reason="inspection aborted by command")
             else:
+                self.current_item = code
                 outcome = await self._run_item(order, code, state)
+            self.items_done += 1
             verdicts[code] = outcome.verdict
             record = await self._produce(order, code, outcome, item_started, utc_now())
             flags += [flag.model_copy(update={"message": f"{code}: {flag.message}"})
@@ -194,12 +220,29 @@ class InspectionRunner:
         await self._produce(
             order, "summary", summary, started, utc_now(), kind="summary", flags=flags
         )
+        self._log_end(order, summary.verdict, verdicts)
         self._progress(
             order,
             None,
             "inspection_finished",
             f"{order.plate}: {summary.verdict.value}",
             verdict=summary.verdict.value,
+        )
+
+    def _log_end(self, order: InspectionOrder, verdict: Verdict, items: dict[str, Verdict]) -> None:
+        """``inspection_finished`` with its verdict, or ``inspection_aborted`` and why."""
+        self._gw.metrics.inspections.labels(verdict.value).inc()
+        for code, item_verdict in items.items():
+            self._gw.metrics.items.labels(code, item_verdict.value).inc()
+        event = "inspection_aborted" if verdict is Verdict.ABORTED else "inspection_finished"
+        aborted = [code for code, v in items.items() if v is Verdict.ABORTED]
+        (log.warning if aborted else log.info)(
+            event,
+            inspection_id=order.inspection_id,
+            attempt=order.attempt,
+            verdict=verdict.value,
+            aborted_items=aborted or None,
+            by_command=self._aborting == order.inspection_id,
         )
 
     async def _run_item(
@@ -215,6 +258,7 @@ class InspectionRunner:
             self._gw.config.procedure_time_scale,
             self._gw.lockouts(),
             self._gw.calibrations,
+            live_fn=lambda device, values: self._gw.monitors.publish(device, values, time.time()),
         )
         with self._gw.frames.capture(self._gw.supervisors) as frames:
             async with asyncio.TaskGroup() as group:
@@ -274,6 +318,7 @@ class InspectionRunner:
                 started_at=started,
                 finished_at=finished,
                 inspection_id=order.inspection_id,
+                plate=order.plate,
                 attempt=order.attempt,
                 flags=flags or [],
             )
@@ -282,6 +327,7 @@ class InspectionRunner:
     def _progress(
         self, order: InspectionOrder, code: str | None, step: str, text: str, **values: Scalar
     ) -> None:
+        self.current_step = (step, text)
         link = self._gw.link
         event = Progress(
             inspection_id=order.inspection_id,

@@ -2,9 +2,10 @@
 their history, applied by the daemon to a device's values without a restart.
 
 A calibration of channel ``c`` of a device maps the raw value to ``gain * raw + offset``.
-A *zero* calibration (one reference point, usually 0) moves the offset only; a *span*
+A *zero* calibration (one reference point, 0) moves the offset only; a *span*
 calibration (two or more points) fits gain and offset by least squares and checks the
-linearity at every point against the tolerance the device class allows. History is an
+linearity at every point, as a % of the span, against the tolerance the device class
+allows (how far a calibration may move a channel: ``guards``). History is an
 append-only JSON-lines file per device; a rollback re-activates the previous calibration
 of that channel (and is itself recorded).
 """
@@ -19,7 +20,7 @@ from typing import Any, Final
 
 from drivers.devices.base import DeviceClass
 
-#: linearity tolerance, % of the reference, per device class (JJG values not verified:
+#: linearity tolerance, % of the calibrated span, per device class (JJG values not verified:
 #: standards.md §4 marks the ±3 % brake figure [MEM]); configurable in a later revision
 TOLERANCE_PCT: Final = {
     DeviceClass.BRAKE_TESTER: 3.0,
@@ -87,8 +88,11 @@ def fit(
                 f"fitted gain {coefficients.gain:.3f} is outside {low}-{high}: check the "
                 "reference values and that the load was really applied"
             )
+    # linearity is judged against the span (the largest reference step), so a zero point
+    # reading 0.165 kg of a 1000 kg span is 0.0165 %, not an error of its own
+    span = max(references) - min(references)
     errors = [
-        _error_pct(ref, coefficients.apply(raw))
+        0.0 if span == 0 else 100.0 * (coefficients.apply(raw) - ref) / span
         for ref, raw in zip(references, readings, strict=True)
     ]
     return Fit(coefficients, errors, tolerance_pct)
@@ -102,12 +106,6 @@ def _least_squares(y: list[float], x: list[float]) -> Linear:
         raise CalibrationError("all readings are equal: the channel does not respond")
     gain = sum((xi - mean_x) * (yi - mean_y) for xi, yi in zip(x, y, strict=True)) / sxx
     return Linear(gain, mean_y - gain * mean_x)
-
-
-def _error_pct(reference: float, corrected: float) -> float:
-    if reference == 0:
-        return 0.0 if abs(corrected) < 1e-9 else 100.0 * corrected / max(abs(corrected), 1.0)
-    return 100.0 * (corrected - reference) / reference
 
 
 @dataclass(slots=True)
@@ -138,6 +136,10 @@ class CalibrationBook:
         if directory.exists():
             for path in sorted(directory.glob("*.jsonl")):
                 self._history[path.stem] = _read_history(path)
+
+    def history_file(self, device: str) -> Path:
+        """Where the history of ``device`` is kept."""
+        return self.directory / f"{device}.jsonl"
 
     def history(self, device: str) -> list[CalibrationEntry]:
         """Every entry for ``device``, oldest first."""
@@ -171,7 +173,7 @@ class CalibrationBook:
         if entry.action == "rollback" and not self._stack(entry.device, entry.channel):
             raise CalibrationError(f"{entry.device} {entry.channel}: nothing to roll back")
         self.directory.mkdir(parents=True, exist_ok=True)
-        with open(self.directory / f"{entry.device}.jsonl", "a", encoding="utf-8") as handle:
+        with open(self.history_file(entry.device), "a", encoding="utf-8") as handle:
             handle.write(json.dumps(asdict(entry), ensure_ascii=False) + "\n")
             handle.flush()
             os.fsync(handle.fileno())

@@ -9,6 +9,7 @@ the result (it drives lockouts) and publishes it as a must-deliver ``check`` rec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -97,11 +98,29 @@ async def _analyser_span(analyser: Any, args: dict[str, Any]) -> CheckOutcome:
     await analyser.write_check_gas(
         int(gas["c3h8_ppm"]), gas["co_pct_vol"], gas["co2_pct_vol"], int(gas["no_ppm"])
     )
-    passed = bool(await analyser.gas_check())
+    readings: list[Any] = []
+    passed = bool(await analyser.gas_check(readings.append))
     values = [Measurement(name=f"check_gas_{k}", value=v) for k, v in gas.items()]
     return CheckOutcome(
-        passed, [*values, Measurement(name="gas_check", value=passed, verdict=_verdict(passed))]
+        passed,
+        [
+            *values,
+            *_measured(readings[-1] if readings else None),
+            Measurement(name="gas_check", value=passed, verdict=_verdict(passed)),
+        ],
     )
+
+
+def _measured(reading: Any) -> list[Measurement]:
+    """What the analyser read of the check gas (its last reading during the check)."""
+    if reading is None:
+        return []
+    return [
+        Measurement(name="measured_hc_ppm", value=reading.hc_ppm, unit="ppm"),
+        Measurement(name="measured_co_pct_vol", value=reading.co_pct_vol, unit="%"),
+        Measurement(name="measured_co2_pct_vol", value=reading.co2_pct_vol, unit="%"),
+        Measurement(name="measured_no_ppm", value=reading.nox_ppm, unit="ppm"),
+    ]
 
 
 #: default low-flow threshold of the raw flow indicator (unit undocumented by the vendor:
@@ -111,6 +130,8 @@ LOW_FLOW_MIN_RAW = 50.0
 LOW_FLOW_READS, LOW_FLOW_SETTLE_S, LOW_FLOW_SPACING_S = 5, 1.0, 0.2
 #: the five concentrations of a five-point check (零气、低、中低、中高、高)
 FIVE_POINTS = 5
+#: longest wait for the pump-off that ends a low-flow check, seconds
+PUMP_OFF_TIMEOUT_S = 3.0
 
 
 async def _analyser_low_flow(analyser: Any, args: dict[str, Any]) -> CheckOutcome:
@@ -122,8 +143,10 @@ async def _analyser_low_flow(analyser: Any, args: dict[str, Any]) -> CheckOutcom
         for _ in range(LOW_FLOW_READS):
             flows.append((await analyser.read_gases()).flow_raw)
             await asyncio.sleep(LOW_FLOW_SPACING_S)
-    finally:
-        await analyser.pump_off()
+    finally:  # bounded: a bus already gone (the daemon stopping) never answers
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(PUMP_OFF_TIMEOUT_S):
+                await analyser.pump_off()
     flow = sum(flows) / len(flows)
     ok = flow >= minimum
     return CheckOutcome(
@@ -145,20 +168,13 @@ async def _analyser_five_point(analyser: Any, args: dict[str, Any]) -> CheckOutc
     readings: list[Any] = []
     passed = bool(await analyser.gas_check(readings.append))
     pef = float(await analyser.read_pef())
-    measured = readings[-1] if readings else None
     values = [
         Measurement(name="point", value=point),
         *(Measurement(name=f"nominal_{k}", value=v) for k, v in gas.items()),
         Measurement(name="pef", value=pef),
         Measurement(name="nominal_hc_ppm", value=round(gas["c3h8_ppm"] * pef), unit="ppm"),
+        *_measured(readings[-1] if readings else None),
     ]
-    if measured is not None:
-        values += [
-            Measurement(name="measured_hc_ppm", value=measured.hc_ppm, unit="ppm"),
-            Measurement(name="measured_co_pct_vol", value=measured.co_pct_vol, unit="%"),
-            Measurement(name="measured_co2_pct_vol", value=measured.co2_pct_vol, unit="%"),
-            Measurement(name="measured_no_ppm", value=measured.nox_ppm, unit="ppm"),
-        ]
     verdict = Measurement(name="gas_check", value=passed, verdict=_verdict(passed))
     return CheckOutcome(passed, [*values, verdict], f"point {point} of {FIVE_POINTS}")
 

@@ -27,6 +27,8 @@ class CheckEntry:
     ts: float
     record_id: str
     technician: str | None = None
+    #: what the check measured (name, value, unit, verdict), as in its record
+    measurements: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
 class CheckLog:

@@ -31,9 +31,11 @@ async def run_check(gateway: Gateway, args: dict[str, Any]) -> dict[str, Any]:
     except KeyError as exc:
         raise CommandError(str(exc).strip('"')) from None
     technician = args.get("technician")
+    if not isinstance(technician, str) or not technician.strip():
+        raise CommandError("check refused: technician required (who performs the check)")
     started = utc_now()
     try:
-        async with supervisor.hold() as device:
+        async with supervisor.hold(f"{kind} check") as device:
             values = dict(args.get("values") or {})
             if spec.timed:  # a check that runs in time follows the lane's time scale
                 values["time_scale"] = gateway.config.procedure_time_scale
@@ -62,7 +64,8 @@ async def run_check(gateway: Gateway, args: dict[str, Any]) -> dict[str, Any]:
         outcome.passed,
         record.finished_at.timestamp(),
         record.record_id,
-        str(technician) if technician else None,
+        technician.strip(),
+        [m.model_dump(mode="json", exclude_none=True) for m in outcome.measurements],
     )
     if spec.kind == FIVE_POINT:
         log_five_point(gateway.checks, entry, int(outcome.measurements[0].value or 0))

@@ -112,6 +112,7 @@ class InspectionState:
                 "step": step.step,
                 "message": step.message,
                 "item_code": step.item_code,
+                "values": {k: v for k, v in step.values.items() if k not in _NOT_VALUES},
                 "ts": _iso(step.ts),
             },
             "items": [item.to_json() for item in self.items.values()],

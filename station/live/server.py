@@ -11,6 +11,7 @@ from typing import Any, Final
 import structlog
 from aiohttp import web
 
+from gateway.display import catalogue
 from station.live.board import LiveBoard, Watch
 
 log = structlog.get_logger("lanegw.station.live")
@@ -58,6 +59,7 @@ class LiveServer:
         app.router.add_get("/static/{name}", self._static)
         app.router.add_get("/events", self._events)
         app.router.add_get("/api/snapshot", self._snapshot)
+        app.router.add_get("/catalogue.json", self._catalogue)
         app.on_shutdown.append(self._end_streams)
         runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_S)
         await runner.setup()
@@ -93,6 +95,15 @@ class LiveServer:
     async def _snapshot(self, _request: web.Request) -> web.Response:
         return web.json_response(
             self.board.snapshot(),
+            dumps=lambda data: json.dumps(data, ensure_ascii=False),
+            headers=SECURITY_HEADERS,
+        )
+
+    async def _catalogue(self, _request: web.Request) -> web.Response:
+        """Every display string of the page, zh-CN first, English second (one catalogue,
+        gateway/display.yaml, shared with ``lanegw monitor``)."""
+        return web.json_response(
+            catalogue().model_dump(),
             dumps=lambda data: json.dumps(data, ensure_ascii=False),
             headers=SECURITY_HEADERS,
         )

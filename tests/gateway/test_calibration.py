@@ -19,10 +19,17 @@ from gateway.maintenance.calibration import (
     fit,
 )
 from simulators.lane import SimDevice, SimLane
-from tests.harness import running_lane, scenario_at_speed
+from tests.harness import running_lane, scenario_at_speed, send_command
 from tests.mosquitto import Mosquitto
 
 SCENARIO = Path(__file__).parents[2] / "simulators" / "scenarios" / "passing-car.yaml"
+
+
+def test_linearity_is_judged_against_the_span() -> None:
+    """A zero point reading 0.165 kg of a 1000 kg span is 0.006 % after the fit, not 6 %
+    (the old "% of the reference, or of 1" refused it)."""
+    result = fit([0, 500, 1000], [0.165, 500.0, 1000.2], 2.0)
+    assert result.linear_ok and max(map(abs, result.errors_pct)) < 0.02
 
 
 def test_zero_moves_only_the_offset() -> None:
@@ -53,6 +60,7 @@ def test_unusable_references_are_refused(refs: list[float], raw: list[float], me
 
 
 async def lanegw(*args: str) -> tuple[int, str, str]:
+    """Run the CLI; stdout and stderr with Rich's line wrapping undone."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -64,7 +72,7 @@ async def lanegw(*args: str) -> tuple[int, str, str]:
     async with asyncio.timeout(60):
         out, err = await proc.communicate()
     assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return proc.returncode, out.decode(), " ".join(err.decode().split())
 
 
 def weigher_lane(lane: SimLane) -> Any:
@@ -82,7 +90,8 @@ def weigher_lane(lane: SimLane) -> Any:
 
 async def mean_weight(config: str) -> float:
     _, out, err = await lanegw("monitor", "weigher", "-c", config, "--json", "--seconds", "1.2")
-    values = [json.loads(line)["values"]["weight_kg"] for line in out.splitlines()]
+    lines = [json.loads(line) for line in out.splitlines()]
+    values = [line["values"]["weight_kg"] for line in lines if "values" in line]
     assert values, err
     return sum(values) / len(values)
 
@@ -90,62 +99,83 @@ async def mean_weight(config: str) -> float:
 async def test_calibration_applies_rolls_back_and_is_recorded(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
+    """Guards first: with the car on the plate a live zero is refused (its offset is far
+    beyond the plate's bounds); over MQTT a calibration needs its technician and
+    certificate and a single reference must be 0. Then a zero (the raw reading given, as
+    a script does), a span judged against the span, a rollback, and their records."""
     sims = SimLane(
         scenario_at_speed(SCENARIO, 0.05), [SimDevice("weigher", "xk3190", {"mode": "command"})]
     )
     config = str(tmp_path / "lane.yaml")
+    history = tmp_path / "state" / "maintenance" / "calibration" / "weigher.jsonl"
+    signed = ("--technician", "T042", "--certificate", "GZJL-2026-2")
     async with running_lane(tmp_path, mosquitto.port, sims, weigher_lane) as (_, station):
         before = await mean_weight(config)
         assert before > 500  # the axle on the plate
 
-        code, out, err = await lanegw(
-            "calibrate",
-            "weigher",
-            "weight_kg",
-            "--reference",
-            "0",
-            "--samples",
-            "3",
-            "--yes",
-            "--json",
-            "-c",
-            config,
-            "--technician",
-            "T042",
+        code, _, err = await lanegw(
+            "calibrate", "weigher", "weight_kg", "--reference", "0", "--samples", "3",
+            "--yes", "-c", config, *signed,
+        )  # fmt: skip
+        assert code == 1 and "more than 4 % of the 10000 kg range" in err, err
+        assert "vehicle on the plate" in err and not history.exists()
+
+        unsigned = {"device": "weigher", "channel": "weight_kg", "apply": True}
+        answer = await send_command(
+            mosquitto.port, "calibrate", unsigned | {"references": [0], "readings": [3.0]}
         )
+        assert not answer["ok"] and "technician and certificate required" in answer["error"]
+        answer = await send_command(
+            mosquitto.port,
+            "calibrate",
+            unsigned | {"references": [3.5], "readings": [0.0], "technician": "T042"},
+        )
+        assert not answer["ok"] and "a single reference must be 0" in answer["error"]
+        code, _, err = await lanegw(
+            "calibrate", "weigher", "weight_kg", "--reference", "0", "--reading", "3",
+            "--yes", "-c", config, "--technician", "T042",
+        )  # fmt: skip
+        assert code == 2 and "--certificate is required" in err
+        assert not history.exists()
+
+        code, out, err = await lanegw(
+            "calibrate", "weigher", "weight_kg", "--reference", "0", "--reading", "300",
+            "--yes", "-c", config, *signed,
+        )  # fmt: skip
         assert code == 0, err
-        zero = json.loads(out)
-        assert zero["applied"] and zero["offset"] == pytest.approx(-before, rel=0.05)
-        assert abs(await mean_weight(config)) < 0.05 * before  # later values corrected
+        text = " ".join(out.split())
+        assert "offset -300.000 (was gain 1.00000, offset +0.000)" in text
+        assert f"saved in {history}" in text and history.exists()
+        assert await mean_weight(config) == pytest.approx(before - 300, abs=0.05 * before)
+
+        # a span whose zero point reads 0.165 kg: 0.02 % of the span, not a "16.5 %" error
+        code, out, err = await lanegw(
+            "calibrate", "weigher", "weight_kg", "--reference", "0", "--reference", "500",
+            "--reference", "1000", "--reading", "0.165", "--reading", "500",
+            "--reading", "1000.2", "--yes", "--json", "-c", config, *signed,
+        )  # fmt: skip
+        assert code == 0, err
+        span = json.loads(out)
+        assert span["applied"] and max(map(abs, span["errors_pct"])) < 0.05
+        assert span["previous"] == {"gain": 1.0, "offset": -300.0}
 
         code, _, err = await lanegw(
-            "calibrate",
-            "weigher",
-            "weight_kg",
-            "--reference",
-            "0",
-            "--reference",
-            "1000",
-            "--reading",
-            "5",
-            "--reading",
-            "5",
-            "--yes",
-            "-c",
-            config,
-        )
+            "calibrate", "weigher", "weight_kg", "--reference", "0", "--reference", "1000",
+            "--reading", "5", "--reading", "5", "--yes", "-c", config, *signed,
+        )  # fmt: skip
         assert code == 1 and "readings are equal" in err  # a bad reference is refused
 
         code, out, err = await lanegw(
-            "calibrate", "weigher", "weight_kg", "--rollback", "--yes", "--json", "-c", config
-        )
+            "calibrate", "weigher", "weight_kg", "--rollback", "--yes", "--json", "-c", config,
+            "--technician", "T042",
+        )  # fmt: skip
         assert code == 0, err
-        assert json.loads(out)["offset"] == 0.0
-        assert await mean_weight(config) == pytest.approx(before, rel=0.05)
+        assert json.loads(out)["offset"] == -300.0  # the zero is in force again
 
-        await station.wait_for(lambda: len(station.unique_results()) >= 2)
+        await station.wait_for(lambda: len(station.unique_results()) >= 3)
         records = [r for r in station.unique_results() if r["kind"] == "calibration"]
         assert [r["item_code"] for r in records] == [
+            "calibration:calibrate",
             "calibration:calibrate",
             "calibration:rollback",
         ]
@@ -168,3 +198,29 @@ def test_records_name_the_calibrations_in_force(tmp_path: Path) -> None:
     book.add(entry("force_left_dan", "rollback", None))
     assert CalibrationBook(tmp_path).in_force("brake") == ["rec-1", "rec-3"]
     assert book.in_force("weigher") == []
+
+
+def test_bounds_come_from_the_devices_range_and_are_data() -> None:
+    """The offset bound is a share of the configured full scale (or of the default); a
+    span's gain outside its range and a channel without bounds are refused."""
+    from gateway.commands import CommandError
+    from gateway.config import DeviceConfig
+    from gateway.maintenance.guards import channel_bounds, check_coefficients
+
+    def plate(**identity: Any) -> DeviceConfig:
+        return DeviceConfig.model_validate(
+            {"id": "weigher", "class": "axle_weigher", "protocol": "xk3190", "bus": "com1",
+             "identity": identity}
+        )  # fmt: skip
+
+    assert check_coefficients(plate(), "weight_kg", Linear(1.0, -390.0), False)["range"] == 10000
+    with pytest.raises(CommandError, match=r"more than 4 % of the 10000 kg range \(±400 kg\)"):
+        check_coefficients(plate(), "weight_kg", Linear(1.0, -410.0), False)
+    small = plate(ranges={"weight_kg": 3000})  # a 3 t wheel plate: ±120 kg
+    with pytest.raises(CommandError, match="3000 kg range"):
+        check_coefficients(small, "weight_kg", Linear(1.0, -130.0), False)
+    with pytest.raises(CommandError, match=r"gain 1\.0800 is outside 0\.95-1\.05"):
+        check_coefficients(plate(), "weight_kg", Linear(1.08, 0.0), True)
+    with pytest.raises(CommandError, match="'spread_kg' has no calibration bounds"):
+        check_coefficients(plate(), "spread_kg", Linear(1.0, 0.0), False)
+    assert all(b.source and b.confidence for b in channel_bounds().values())

@@ -107,4 +107,4 @@ def test_verify_command_reads_a_mosquitto_capture(
     assert good.returncode == 0 and "6 records" in good.stdout
     capture.write_text("\n".join(lines[:3] + lines[4:]))
     bad = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 1 and "missing seq: 3" in bad.stdout
+    assert bad.returncode == 3 and "missing seq: 3" in bad.stdout  # done, found problems

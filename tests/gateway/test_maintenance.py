@@ -81,7 +81,9 @@ async def test_checks_drive_lockouts(tmp_path: Path, mosquitto: Mosquitto) -> No
         assert not failed["passed"] and failed["locked"][0].startswith("leak check failed at")
 
         sims.running["analyser"].sim.leak = False  # the technician fixed the probe seal
-        code, out, err = await lanegw("check", "analyser", "leak", "-c", config, "--yes", "--json")
+        code, out, err = await lanegw(
+            "check", "analyser", "leak", "-c", config, "--yes", "--json", "-t", "T042"
+        )
         assert code == 0, err
         passed = json.loads(out)
         assert passed["passed"] and passed["locked"] == []
@@ -97,9 +99,9 @@ async def test_checks_drive_lockouts(tmp_path: Path, mosquitto: Mosquitto) -> No
         ]
         assert checks[0]["devices"][0]["certificate"] == "JL-2026-777"
 
-        code, _, err = await lanegw("check", "analyser", "filter", "-c", config, "--yes")
+        code, _, err = await lanegw("check", "analyser", "filter", "-c", config, "--yes", "-t", "T")
         assert code == 2 and "no check 'filter' for a gas_analyser" in err
-        code, _, err = await lanegw("check", "analyser", "span", "-c", config, "--yes")
+        code, _, err = await lanegw("check", "analyser", "span", "-c", config, "--yes", "-t", "T")
         assert code == 1 and "needs the reference value c3h8_ppm" in err
 
 
@@ -127,27 +129,43 @@ async def test_low_flow_and_five_point_checks(tmp_path: Path, mosquitto: Mosquit
     async with running_lane(
         tmp_path, mosquitto.port, sims, lane_config, {"lockouts": {"daily_checks": policy}}
     ) as (_, station):
-        code, out, err = await lanegw("check", "analyser", "low_flow", "-c", config, "-y", "--json")
+        code, out, err = await lanegw(
+            "check", "analyser", "low_flow", "-c", config, "-y", "--json", "-t", "T042"
+        )
         clogged = json.loads(out)
         assert code == 3, err
         assert clogged["measurements"][0]["value"] == 20  # a fifth of the simulator's 100
         assert any(r.startswith("low_flow check failed") for r in clogged["locked"])
 
         sims.running["analyser"].sim.low_flow = False  # filter replaced
-        code, out, err = await lanegw("check", "analyser", "low_flow", "-c", config, "-y", "--json")
+        code, out, err = await lanegw(
+            "check", "analyser", "low_flow", "-c", config, "-y", "--json", "-t", "T042"
+        )
         assert code == 0 and json.loads(out)["locked"] == ["daily five_point check missing"]
 
-        code, _, err = await lanegw("check", "analyser", "five_point", "-c", config, "-y")
+        code, _, err = await lanegw(
+            "check", "analyser", "five_point", "-c", config, "-y", "-t", "T"
+        )
         assert code == 2 and "needs --gases" in err
         bad = tmp_path / "four.yaml"
         bad.write_text("\n".join(CYLINDERS.splitlines()[:4]))
         code, _, err = await lanegw(
-            "check", "analyser", "five_point", "--gases", str(bad), "-c", config, "-y"
+            "check", "analyser", "five_point", "--gases", str(bad), "-c", config, "-y", "-t", "T"
         )
         assert code == 2 and "at least 5 items" in err
 
         code, out, err = await lanegw(
-            "check", "analyser", "five_point", "--gases", str(gases), "-c", config, "-y", "--json"
+            "check",
+            "analyser",
+            "five_point",
+            "--gases",
+            str(gases),
+            "-c",
+            config,
+            "-y",
+            "--json",
+            "-t",
+            "T042",
         )
         assert code == 0, err
         points = [json.loads(line) for line in out.splitlines()]

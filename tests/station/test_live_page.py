@@ -420,8 +420,34 @@ async def test_the_page_follows_an_inspection_live_on_a_phone(
         assert any(code == "B1" and int(samples) >= 3 for code, samples in live), live
         await check_final_page(page, records)
         assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        await check_owner_page(page, len(ITEMS))
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=ARTIFACTS / "live-page.png", full_page=True)
+
+        # a vehicle that failed one item and could not finish another: explained, in
+        # Chinese first, with what to do next; the owner finds it by plate or lane
+        await publish_failed_lane(mosquitto.port, "L8")
+        failed = page.locator('section.lane[data-lane="L8"]')
+        await failed.locator('.overall[data-verdict="fail"]').wait_for()
+        assert (
+            "请检修制动系统后申请复检"
+            in await failed.locator('li[data-item="B1"] .explain').inner_text()
+        )
+        aborted = await failed.locator('li[data-item="TSI"] .explain').inner_text()
+        assert "不代表车辆不合格" in aborted and "engine speed left" not in aborted  # folded away
+        assert "2 / 2 项" in await failed.locator(".progress").inner_text()
+        await check_owner_page(page, None)
+        await page.fill("#filter", "粤B54321")
+        assert await visible_lanes(page) == ["L8"]
+        await failed.screenshot(path=ARTIFACTS / "live-page-failed.png")
+        await page.fill("#filter", "l1")
+        assert await visible_lanes(page) == ["L1"]
+        await page.fill("#filter", "粤Z00000")
+        assert await visible_lanes(page) == [] and await page.locator("#no-match").is_visible()
+        await page.goto(f"http://127.0.0.1:{web_port}/?plate=%E7%B2%A4B54321")
+        await failed.locator(".overall").wait_for()
+        assert await visible_lanes(page) == ["L8"]
+        await page.fill("#filter", "")
 
         # a reconnecting page gets everything back from the snapshot
         await page.reload()
@@ -440,6 +466,75 @@ async def test_the_page_follows_an_inspection_live_on_a_phone(
         await page.wait_for_selector(f'{LANE}[data-gateway="offline"]', timeout=20_000)
         assert "网关离线" in await page.inner_text(f"{LANE} .lane-head")
         assert errors == []
+
+
+#: Latin words the page may show without Chinese before them: units, codes, VIN, L/R
+LATIN_OK = r"^(daN|kg|cd|mm|ppm|km|h|r|min|s|m|VIN|L|R|[A-Z]+\d+|TSI|FA|LSV|CO|HC|NO|NOx|PEF)$"
+
+ENGLISH_LEFTOVERS = """(allowed) => {
+  const ok = new RegExp(allowed);
+  const cjk = /[\u4e00-\u9fff]/;
+  const bad = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode;
+    const el = node.parentElement;
+    if (!el || !el.checkVisibility() || el.closest("details:not([open]) > :not(summary)")) continue;
+    const words = (node.textContent.match(/[A-Za-z][A-Za-z]+/g) || []).filter((w) => !ok.test(w));
+    if (!words.length) continue;
+    // English comes second: the label it belongs to says it in Chinese first
+    const block = el.closest(".bi") || el;
+    const text = block.textContent;
+    const first = text.indexOf(words[0]);
+    if (!cjk.test(text.slice(0, first))) bad.push(text.trim().slice(0, 80));
+  }
+  return bad;
+}"""
+
+
+async def check_owner_page(page: Page, items: int | None) -> None:
+    """The page as an owner reads it: no English without its Chinese first, the overall
+    progress, one live region per lane (its status), the step's time beside its text."""
+    leftovers = await page.evaluate(ENGLISH_LEFTOVERS, LATIN_OK)
+    assert leftovers == [], leftovers
+    if items is not None:
+        assert f"{items} / {items} 项" in await page.inner_text(f"{LANE} .progress")
+    live = await page.eval_on_selector_all(
+        "[aria-live]", "nodes => nodes.map(n => n.dataset.part || n.tagName)"
+    )
+    assert live and set(live) == {"status"}, live
+    overlap = await page.eval_on_selector_all(
+        ".step",
+        """steps => steps.map(step => {
+          const a = step.querySelector('.what').getBoundingClientRect();
+          const b = step.querySelector('.when').getBoundingClientRect();
+          return a.right > b.left && b.right > a.left && a.bottom > b.top && b.bottom > a.top;
+        })""",
+    )
+    assert overlap and not any(overlap), overlap
+
+
+async def visible_lanes(page: Page) -> list[str]:
+    return await page.eval_on_selector_all(
+        "section.lane", "cards => cards.filter(c => !c.hidden).map(c => c.dataset.lane)"
+    )
+
+
+async def publish_failed_lane(port: int, lane: str) -> None:
+    """Another lane's inspection: B1 failed, the two-speed idle aborted, summary fail."""
+    iid = "44010012026118888"
+    start = json.loads(progress(iid, "inspection_started", plate="粤B54321", items="B1,TSI"))
+    tsi = {"reason": "ItemAborted: engine speed left the band"}
+    messages = [
+        ("progress", json.dumps(start).encode()),
+        ("results", record(iid, "B1", "fail", lane=lane)),
+        ("results", record(iid, "TSI", "aborted", at=2, lane=lane, **tsi)),
+        ("results", record(iid, "summary", "fail", at=3, lane=lane)),
+    ]
+    async with aiomqtt.Client("127.0.0.1", port) as client:
+        await client.publish(f"lanegw/{STATION}/{lane}/state", state(lane), qos=1)
+        for sub, payload in messages:
+            await client.publish(f"lanegw/{STATION}/{lane}/{sub}", payload, qos=1)
 
 
 async def publish_progress(port: int, lane: str, **values: Any) -> None:

@@ -134,3 +134,16 @@ def test_a_broker_that_never_answers_is_said_to_give_no_answer(tmp_path: Path) -
         result = lanegw("station", "check", "-c", str(config))
     assert result.returncode == 1
     assert "✗ broker: 127.0.0.1:" in result.stdout and "no answer within 10 s" in result.stdout
+
+
+def test_station_times_are_shown_in_the_station_zone_with_its_offset() -> None:
+    """Stored times are UTC; the CLI shows them as the export does, in local time, and
+    says which (the offset), so nobody reads 12:01 UTC as a local 12:01."""
+    from zoneinfo import ZoneInfo
+
+    from station.cli import local_time
+
+    shanghai = ZoneInfo("Asia/Shanghai")
+    assert local_time("2026-11-28T12:01:02.123456+00:00", shanghai) == "2026-11-28 20:01:02 +08:00"
+    assert local_time("2026-07-01T00:00:00+00:00", ZoneInfo("Europe/Berlin")).endswith("+02:00")
+    assert local_time(None, shanghai) == "-"

@@ -191,3 +191,23 @@ async def test_recent_inspections_newest_first_with_the_latest_summary(store: Re
     ]
     assert [i.inspection_id for i in await recent_inspections(store, 10, lane="L1")] == ["A"]
     assert len(await recent_inspections(store, 1)) == 1
+
+
+async def test_recent_inspections_by_plate(store: RecordStore) -> None:
+    """The plate each record carries is listed, and picks one vehicle's inspections."""
+    from station.inspections import recent_inspections
+
+    gw = SigningGateway("gw-1", "L1")
+    await registered(store, gw)
+    await store.ingest(arrivals(gw.record("A", plate="粤A12345")))
+    await store.ingest(arrivals(gw.record("B", plate="粤B54321")))
+    await store.ingest(arrivals(gw.record("C")))  # a gateway that sends no plate
+    every = await recent_inspections(store, 10)
+    assert [(i.inspection_id, i.plate) for i in every] == [
+        ("C", None),
+        ("B", "粤B54321"),
+        ("A", "粤A12345"),
+    ]
+    mine = await recent_inspections(store, 10, plate="粤A12345")
+    assert [i.inspection_id for i in mine] == ["A"]
+    assert await recent_inspections(store, 10, plate="粤Z00000") == []

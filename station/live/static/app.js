@@ -3,45 +3,46 @@
 // nothing received is ever parsed as HTML.
 "use strict";
 
-const ITEM_NAMES = {
-  B1: "一轴制动", B2: "二轴制动", B3: "三轴制动", B4: "四轴制动", B5: "五轴制动",
-  B0: "驻车制动", H1: "左外灯", H2: "左内灯", H3: "右内灯", H4: "右外灯",
-  S1: "车速表", TSI: "双怠速排放", FA: "自由加速烟度",
-};
-const VERDICTS = { pass: "合格", fail: "不合格", aborted: "中止", not_judged: "不判定" };
-const STATUS = { pending: "待检", running: "检测中", done: "已完成" };
-const AVAILABILITY = { online: "在线", degraded: "异常", offline: "离线", starting: "启动中" };
-const DEVICE_CLASSES = {
-  brake_tester: "制动台", axle_weigher: "轴重台", headlamp_tester: "灯光仪",
-  gas_analyser: "尾气分析仪", opacimeter: "烟度计", speedometer_tester: "车速表台",
-};
-const CATEGORIES = {
-  passenger_car: "乘用车", other_le_3500kg: "其他汽车 ≤3500kg", other: "其他汽车",
-  articulated: "铰接客车 / 汽车列车", trailer: "挂车",
-};
-const VALUE_NAMES = {
-  axle_brake_ratio: "制动率", unbalance: "不平衡率", drag_ratio_left: "左阻滞率",
-  drag_ratio_right: "右阻滞率", parking_brake_ratio: "驻车制动率",
-  vehicle_brake_ratio: "整车制动率", high_beam_intensity: "远光发光强度",
-  headlamp_high_beam_total: "远光总强度", static_axle_load: "轴荷",
-  max_force_left: "左最大制动力", max_force_right: "右最大制动力",
-  drag_force_left: "左阻滞力", drag_force_right: "右阻滞力", axle_load_kg: "轴荷 kg",
-  intensity_cd: "发光强度 cd", total_cd: "总强度 cd", parking_force_total: "驻车制动力",
-  speedometer_actual_at_40_kmh: "实际车速 (指示40)", vehicle_weight: "整车重量",
-  lamp_height: "灯高", lamp_system: "灯制",
-};
+// Every string shown comes from one catalogue (/catalogue.json, gateway/display.yaml):
+// zh-CN first, English second, units with the values. Nothing here names a value itself.
+let CAT = null;
+const FALLBACK = { zh: "", en: "" };
 
-const STEPS = {
-  inspection_started: "开始检测", inspection_finished: "检测结束", item_started: "项目开始",
-  item_result: "项目结果", brake_positioning: "驶上滚筒", brake_on_rollers: "车辆到位",
-  brake_weighing: "称重", brake_weighed: "称重完成", brake_drag: "测阻滞力",
-  brake_braking: "制动中", brake_live: "制动中", brake_result: "制动结果",
-  brake_lift_up: "举升驶离", brake_stay: "停留 · 准备驻车制动", headlamp_setup: "开远光灯",
-  headlamp_left_measuring: "测左灯", headlamp_right_measuring: "测右灯", headlamp_homing: "灯光仪回位",
-  headlamp_lamp_measured: "灯光测量", headlamp_total: "远光总强度", headlamp_judged: "灯光判定",
-  headlamp_reused: "灯光判定", speedometer_spinning: "车速表测试", speedometer_latched: "车速读取",
-  speedometer_lift_down: "举升下降",
-};
+function entry(section, key) {
+  return (CAT && CAT[section] && CAT[section][key]) || null;
+}
+
+// a label in both languages: the Chinese, then the English in a quieter span
+function bi(label, cls) {
+  const l = label || FALLBACK;
+  return h("span", { class: cls ? `bi ${cls}` : "bi" }, l.zh, l.en ? h("span", { class: "en" }, ` ${l.en}`) : null);
+}
+
+function ui(key) {
+  return entry("ui", key) || { zh: key, en: "" };
+}
+
+function uiText(key) {
+  const l = ui(key);
+  return l.en ? `${l.zh} ${l.en}` : l.zh;
+}
+
+function itemLabel(code) {
+  return entry("items", code) || { zh: code, en: "" };
+}
+
+// the item's family (brake, headlamp, emission, speedometer) for its explanation
+function family(code) {
+  const families = (CAT && CAT.families) || {};
+  const prefix = Object.keys(families).sort((a, b) => b.length - a.length).find((p) => code.startsWith(p));
+  return prefix ? families[prefix] : "default";
+}
+
+function explanation(verdict, code) {
+  const texts = (CAT && CAT.explain && CAT.explain[verdict]) || null;
+  if (!texts) return null;
+  return texts[family(code)] || texts.default || null;
+}
 
 const board = { station: "", lanes: new Map(), curves: new Map() };
 const partKeys = new WeakMap(); // part of a lane card -> the data it shows, as JSON
@@ -67,18 +68,20 @@ function svg(tag, attrs, text) {
   return node;
 }
 
-function itemName(code) {
-  return ITEM_NAMES[code] || code;
-}
-
-function valueName(name) {
-  return VALUE_NAMES[name] ? `${VALUE_NAMES[name]}` : name.replaceAll("_", " ");
+function valueLabel(name) {
+  return entry("values", name);
 }
 
 function formatValue(value, unit) {
   if (value === null || value === undefined) return "—";
-  if (typeof value === "boolean") return value ? "是" : "否";
-  return unit ? `${value} ${unit}` : String(value);
+  if (typeof value === "boolean") return uiText(value ? "yes_word" : "no_word");
+  if (typeof value === "string") {
+    const word = entry("words", value);
+    return word ? `${word.zh} ${word.en}` : value;
+  }
+  if (!unit) return String(value);
+  const known = entry("units", unit);
+  return `${value} ${known ? known.zh : unit}`;
 }
 
 function clock(iso) {
@@ -97,7 +100,7 @@ function limitText(limit) {
 
 // --- rendering -----------------------------------------------------------------------
 function renderAll() {
-  document.getElementById("station").textContent = board.station ? `检测站 ${board.station}` : "";
+  document.getElementById("station").textContent = board.station ? `${uiText("station")} ${board.station}` : "";
   const main = document.getElementById("lanes");
   const names = [...board.lanes.keys()].sort();
   document.getElementById("no-lanes").hidden = names.length > 0;
@@ -105,6 +108,7 @@ function renderAll() {
     if (!board.lanes.has(card.dataset.lane)) card.remove();
   }
   for (const name of names) renderLane(name);
+  applyFilter();
 }
 
 function laneCard(name) {
@@ -125,20 +129,28 @@ function renderLane(name) {
   const card = laneCard(name);
   const gateway = lane.gateway ? (lane.gateway.online ? "online" : "offline") : "unknown";
   card.dataset.gateway = gateway;
+  card.dataset.plate = (lane.inspection && lane.inspection.plate) || "";
   const inspection = lane.inspection;
   const curves = board.curves.get(name);
   // each part is rebuilt only when its data changed: live values of the devices come
   // several times a second and must not redraw the curves under the reader's finger
   renderPart(card, "head", [lane.gateway], () => [laneHead(lane, gateway)]);
+  renderPart(card, "vehicle", [inspection && [inspection.plate, inspection.vin, inspection.category,
+    inspection.inspection_id, inspection.attempt]], () => inspection ? [vehicleBlock(inspection)] : []);
+  // the status region is the only live region: a screen reader hears the step and the
+  // verdict, not every value and device chip of the card
+  renderPart(card, "status", [inspection && inspection.step, inspection && inspection.verdict,
+    inspection && progressOf(inspection)], () => statusBlock(inspection), { role: "status", "aria-live": "polite" });
   renderPart(card, "inspection", [inspection, curves && curves.version], () =>
-    inspection ? inspectionBlock(name, inspection) : [h("p", { class: "idle" }, "空闲 · 暂无检测 idle")]);
+    inspection ? inspectionBlock(name, inspection) : [h("p", { class: "idle" }, bi(ui("idle")))]);
   renderPart(card, "devices", [lane.devices, gateway], () => [devicesBlock(lane)]);
+  applyFilter();
 }
 
-function renderPart(card, part, data, build) {
+function renderPart(card, part, data, build, attrs) {
   let node = card.querySelector(`:scope > [data-part="${part}"]`);
   if (!node) {
-    node = h("div", { class: `part-${part}`, "data-part": part });
+    node = h("div", { class: `part-${part}`, "data-part": part, ...(attrs || {}) });
     card.append(node);
   }
   const key = JSON.stringify(data);
@@ -148,69 +160,102 @@ function renderPart(card, part, data, build) {
 }
 
 function laneHead(lane, gateway) {
-  const label = { online: "网关在线", offline: "网关离线", unknown: "网关未知" }[gateway];
   const head = h("header", { class: "lane-head" },
-    h("h2", {}, `${lane.lane} `, h("small", {}, "检测线")),
+    h("h2", {}, `${lane.lane} `, h("small", {}, bi(ui("lane")))),
     h("span", { class: "badge gw", "data-gateway": gateway,
-      title: lane.gateway ? `${lane.gateway.gateway_id} ${lane.gateway.version || ""}` : "" }, label));
+      title: lane.gateway ? `${lane.gateway.gateway_id} ${lane.gateway.version || ""}` : "" },
+      bi(ui(`gateway_${gateway}`))));
   if (lane.gateway && lane.gateway.outbox_alarm) {
-    head.append(h("span", { class: "badge alarm" }, "发件箱告警 outbox alarm"));
+    head.append(h("span", { class: "badge alarm" }, bi(ui("outbox_alarm"))));
   }
   return head;
 }
 
-function inspectionBlock(laneName, inspection) {
-  const blocks = [vehicleBlock(inspection)];
+function progressOf(inspection) {
+  const done = inspection.items.filter((item) => item.status === "done").length;
+  return [done, inspection.items.length];
+}
+
+function statusBlock(inspection) {
+  if (!inspection) return [];
+  const blocks = [];
+  const [done, total] = progressOf(inspection);
   if (inspection.verdict) {
-    blocks.push(h("div", { class: "overall", "data-verdict": inspection.verdict },
-      `总评 ${VERDICTS[inspection.verdict] || inspection.verdict} · ${inspection.verdict.toUpperCase()}`));
+    const overall = h("div", { class: "overall", "data-verdict": inspection.verdict },
+      h("span", {}, bi(ui("overall")), " ", bi(entry("verdicts", inspection.verdict))));
+    const texts = (CAT && CAT.explain && CAT.explain[inspection.verdict]) || {};
+    const why = texts.overall || texts.default || null;
+    if (why) overall.append(h("p", { class: "explain" }, bi(why)));
+    blocks.push(overall);
   }
+  blocks.push(h("p", { class: "progress", "data-done": done, "data-total": total },
+    h("span", {}, `${done} / ${total} `, bi(ui("progress")))));
   if (inspection.step) blocks.push(stepBlock(inspection.step));
+  return blocks;
+}
+
+function inspectionBlock(laneName, inspection) {
+  const blocks = [];
   const curves = board.curves.get(laneName);
   const recordCurves = curves && curves.inspection_id === inspection.inspection_id ? curves.items : {};
   blocks.push(h("ol", { class: "items" },
     ...inspection.items.map((item) => itemBlock(laneName, item, recordCurves[item.code]))));
   const judged = inspection.summary.filter((m) => m.verdict !== null);
   if (judged.length) {
-    blocks.push(h("div", { class: "summary" }, h("h3", {}, "整车 whole vehicle"), valueList(judged)));
+    blocks.push(h("div", { class: "summary" }, h("h3", {}, bi(ui("whole_vehicle"))), valueList(judged)));
   }
   return blocks;
 }
 
 function vehicleBlock(inspection) {
+  const category = inspection.category ? entry("categories", inspection.category) : null;
+  const attempt = inspection.attempt > 1 ? ` · ${ui("attempt_n").zh.replace("{n}", inspection.attempt)}` : "";
   const sub = [
-    inspection.vin ? `VIN ${inspection.vin}` : null,
-    inspection.category ? CATEGORIES[inspection.category] || inspection.category : null,
-    `检验流水号 ${inspection.inspection_id}${inspection.attempt > 1 ? ` · 第${inspection.attempt}次` : ""}`,
+    inspection.vin ? h("span", { class: "sub" }, `VIN ${inspection.vin}`) : null,
+    category ? h("span", { class: "sub" }, bi(category)) : null,
+    h("span", { class: "sub" }, bi(ui("serial")), ` ${inspection.inspection_id}${attempt}`),
   ].filter(Boolean);
   return h("div", { class: "vehicle" },
-    inspection.plate ? h("span", { class: "plate" }, inspection.plate) : null,
-    ...sub.map((text) => h("span", { class: "sub" }, text)));
+    inspection.plate ? h("span", { class: "plate" }, inspection.plate) : null, ...sub);
 }
 
 function stepBlock(step) {
-  const where = step.item_code ? `${step.item_code} ${itemName(step.item_code)} · ` : "";
-  const label = STEPS[step.step] ? `${STEPS[step.step]}: ` : "";
+  const what = h("span", { class: "what" });
+  if (step.item_code) what.append(`${step.item_code} `, bi(itemLabel(step.item_code)), " · ");
+  what.append(bi(entry("steps", step.step) || ui("progress")));
+  const values = Object.entries(step.values || {})
+    .filter(([name, value]) => valueLabel(name) && typeof value !== "string")
+    .map(([name, value]) => `${valueLabel(name).zh} ${formatValue(value, valueLabel(name).unit)}`);
+  if (values.length) what.append(h("span", { class: "step-values" }, values.join(" · ")));
   return h("div", { class: "step", "data-step": step.step, "data-item": step.item_code },
-    h("span", { class: "when" }, clock(step.ts)), `${where}${label}${step.message}`);
+    what, h("time", { class: "when", datetime: step.ts || "" }, clock(step.ts)));
 }
 
 function itemBlock(laneName, item, curves) {
-  const verdictText = item.verdict ? VERDICTS[item.verdict] || item.verdict : STATUS[item.status] || item.status;
+  const verdict = item.verdict ? entry("verdicts", item.verdict) : entry("statuses", item.status);
   const node = h("li", { class: "item", "data-item": item.code, "data-status": item.status,
     "data-verdict": item.verdict },
     h("div", { class: "item-head" },
       h("span", { class: "code" }, item.code),
-      h("span", { class: "name" }, itemName(item.code)),
-      h("span", { class: "verdict" }, verdictText)));
+      h("span", { class: "name" }, bi(itemLabel(item.code))),
+      h("span", { class: "verdict" }, bi(verdict))));
   const judged = item.measurements.filter((m) => m.verdict !== null);
   if (judged.length) {
     node.append(valueList(judged));
   } else if (Object.keys(item.values).length) {
-    node.append(valueList(Object.entries(item.values).map(([name, value]) => ({ name, value, unit: null }))));
+    const known = Object.entries(item.values).filter(([name]) => valueLabel(name));
+    if (known.length) node.append(valueList(known.map(([name, value]) => ({ name, value, unit: null }))));
   }
-  if (item.reason) node.append(h("p", { class: "note" }, item.reason));
-  if (item.flags.length) node.append(h("p", { class: "note" }, `可疑数据 flags: ${item.flags.join(", ")}`));
+  const why = item.verdict === "fail" || item.verdict === "aborted" ? explanation(item.verdict, item.code) : null;
+  if (why) {
+    const note = h("div", { class: "explain", "data-verdict": item.verdict }, h("p", {}, bi(why)));
+    if (item.reason) {
+      // the gateway's own words, for the inspector: folded away, the owner reads the above
+      note.append(h("details", { class: "reason" }, h("summary", {}, bi(ui("reason"))), h("p", {}, item.reason)));
+    }
+    node.append(note);
+  }
+  if (item.flags.length) node.append(h("p", { class: "note" }, bi(ui("flags")), `: ${item.flags.join(", ")}`));
   if (curves && curves.length) {
     curves.forEach((curve) => node.append(curveFigure(item, curve, "record")));
   } else if (item.live.length > 1) {
@@ -225,17 +270,18 @@ function valueList(measurements) {
   for (const m of measurements) {
     const limit = limitText(m.limit);
     const mark = m.verdict === "pass" ? "✓" : m.verdict === "fail" ? "✗" : "";
+    const label = valueLabel(m.name) || { zh: m.name.replaceAll("_", " "), en: "" };
     list.append(
-      h("dt", {}, valueName(m.name), limit ? ` (${limit})` : ""),
+      h("dt", {}, bi(label), limit ? ` (${limit})` : ""),
       h("dd", { class: "value", "data-name": m.name, "data-verdict": m.verdict },
-        formatValue(m.value, m.unit), mark ? h("span", { class: "mark" }, mark) : null));
+        formatValue(m.value, m.unit || label.unit), mark ? h("span", { class: "mark" }, mark) : null));
   }
   return list;
 }
 
 function moreValues(laneName, item) {
   const key = `${laneName}/${item.code}`;
-  const details = h("details", { class: "more" }, h("summary", {}, "全部数据 all values"),
+  const details = h("details", { class: "more" }, h("summary", {}, bi(ui("all_values"))),
     valueList(item.measurements));
   details.open = openDetails.has(key);
   details.addEventListener("toggle", () => {
@@ -260,8 +306,9 @@ function curveFigure(item, curve, source) {
   const line = (values, cls) => svg("polyline", {
     class: cls, points: values.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(" "),
   });
+  const title = ui(source === "live" ? "live_curve" : "record_curve");
   const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img",
-    "aria-label": `${item.code} 制动力曲线` });
+    "aria-label": `${item.code} ${title.zh}` });
   chart.append(
     svg("line", { class: "axis", x1: pad.left, y1: pad.top, x2: pad.left, y2: height - pad.bottom }),
     svg("line", { class: "axis", x1: pad.left, y1: height - pad.bottom, x2: width - pad.right, y2: height - pad.bottom }),
@@ -269,25 +316,66 @@ function curveFigure(item, curve, source) {
     svg("text", { x: 2, y: height - pad.bottom }, 0),
     svg("text", { x: width - pad.right, y: height - 4, "text-anchor": "end" }, `${seconds.toFixed(2)} s`),
     line(curve.left, "l"), line(curve.right, "r"));
-  const title = source === "live" ? "实时制动力 live" : "制动力曲线";
+  const max = ui("max").zh;
   return h("figure", { class: "curve", "data-item": item.code, "data-source": source, "data-samples": count },
     chart,
-    h("figcaption", {}, `${item.code} ${itemName(item.code)} ${title} (daN)`,
-      h("span", { class: "l" }, `左 L 最大 ${Math.max(0, ...curve.left)}`),
-      h("span", { class: "r" }, `右 R 最大 ${Math.max(0, ...curve.right)}`)));
+    h("figcaption", {}, h("span", {}, `${item.code} `, bi(title), " (daN)"),
+      h("span", { class: "l" }, `${ui("left").zh} L ${max} ${Math.max(0, ...curve.left)}`),
+      h("span", { class: "r" }, `${ui("right").zh} R ${max} ${Math.max(0, ...curve.right)}`)));
 }
 
 function devicesBlock(lane) {
   const chips = lane.devices.map((device) => {
     const availability = device.availability || "unknown";
     const tele = device.telemetry ? Object.entries(device.telemetry)
-      .map(([name, value]) => `${valueName(name)} ${formatValue(value, null)}`).join(" · ") : "";
+      .filter(([name, value]) => valueLabel(name) && typeof value !== "string")
+      .map(([name, value]) => `${valueLabel(name).zh} ${formatValue(value, valueLabel(name).unit)}`).join(" · ") : "";
     return h("span", { class: "chip", "data-device": device.id, "data-availability": availability,
       title: device.last_error || "" },
-      `${DEVICE_CLASSES[device.device_class] || device.device_class} ${device.id} · ${AVAILABILITY[availability] || "未知"}`,
+      bi(entry("device_classes", device.device_class) || { zh: device.device_class, en: "" }),
+      ` ${device.id} · `, bi(entry("availability", availability)),
       tele ? h("span", { class: "tele" }, tele) : null);
   });
-  return h("div", { class: "devices" }, h("h3", {}, "设备 devices"), h("div", { class: "chips" }, ...chips));
+  return h("div", { class: "devices" }, h("h3", {}, bi(ui("devices"))), h("div", { class: "chips" }, ...chips));
+}
+
+// --- filter by lane or plate -----------------------------------------------------------
+function filterText() {
+  return document.getElementById("filter").value.trim().toLowerCase();
+}
+
+function applyFilter() {
+  const text = filterText();
+  let shown = 0;
+  for (const card of document.querySelectorAll("section.lane")) {
+    const match = !text || card.dataset.lane.toLowerCase() === text ||
+      (card.dataset.plate || "").toLowerCase().includes(text);
+    card.hidden = !match;
+    if (match) shown += 1;
+  }
+  const none = document.getElementById("no-match");
+  none.hidden = !text || shown > 0 || board.lanes.size === 0;
+}
+
+function setupFilter() {
+  const input = document.getElementById("filter");
+  const params = new URLSearchParams(window.location.search);
+  input.value = params.get("plate") || params.get("lane") || params.get("q") || "";
+  input.addEventListener("input", () => {
+    const url = new URL(window.location.href);
+    url.search = input.value.trim() ? `?q=${encodeURIComponent(input.value.trim())}` : "";
+    window.history.replaceState(null, "", url);
+    applyFilter();
+  });
+}
+
+function staticTexts() {
+  for (const node of document.querySelectorAll("[data-ui]")) {
+    node.replaceChildren(bi(ui(node.dataset.ui)));
+  }
+  const input = document.getElementById("filter");
+  input.placeholder = uiText("filter_placeholder");
+  input.setAttribute("aria-label", uiText("filter"));
 }
 
 // --- the live stream -----------------------------------------------------------------
@@ -299,8 +387,8 @@ function setLink(state, text) {
 
 function connect() {
   const source = new EventSource("/events");
-  source.addEventListener("open", () => setLink("live", "实时 live"));
-  source.addEventListener("error", () => setLink("lost", "重连中 reconnecting…"));
+  source.addEventListener("open", () => setLink("live", uiText("live")));
+  source.addEventListener("error", () => setLink("lost", `${uiText("reconnecting")}…`));
   source.addEventListener("snapshot", (event) => {
     const snapshot = JSON.parse(event.data);
     board.station = snapshot.station;
@@ -320,4 +408,12 @@ function connect() {
   });
 }
 
-connect();
+async function start() {
+  const answer = await fetch("/catalogue.json");
+  CAT = await answer.json();
+  staticTexts();
+  setupFilter();
+  connect();
+}
+
+start();

@@ -10,9 +10,11 @@ import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests import summaries
 from tests.mosquitto import Mosquitto
 
 # port locks of daemons and CLIs started by the tests stay out of /run/lock
@@ -53,3 +55,33 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         function = getattr(item, "function", None)
         if function is not None and inspect.iscoroutinefunction(function):
             item.fixturenames.insert(0, "no_task_left_behind")  # type: ignore[attr-defined]
+
+
+# end-of-run figures (tests/summaries.py): each xdist worker sends its own to the controller
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["lanegw_summaries"] = summaries.export()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    summaries.merge(getattr(node, "workeroutput", {}).get("lanegw_summaries", {}))
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    if hasattr(config, "workeroutput"):
+        return  # a worker: the controller prints the sum
+    from tests.fuzz.conftest import EXAMPLES, budget_s
+
+    lines, over = summaries.fuzz_lines(EXAMPLES, budget_s(config))
+    for line in lines:
+        terminalreporter.write_line(line)
+    if over:
+        terminalreporter.write_line(f"fuzz: OVER BUDGET: {', '.join(over)}", red=True)
+    if faults := summaries.fault_lines():
+        terminalreporter.write_sep("=", "fault injection totals")
+        for line in faults:
+            terminalreporter.write_line(line)

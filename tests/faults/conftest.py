@@ -1,26 +1,15 @@
 """The fault suite's totals: every test adds the faults it injected and the records its
-lanes produced and the station received; the terminal summary prints them."""
+lanes produced and the station received; the terminal summary prints them
+(tests/summaries.py, wired in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.faults.rig import Totals
-
-TOTALS = pytest.StashKey[Totals]()
+from tests.summaries import FAULTS, FaultTotals
 
 
 @pytest.fixture(scope="session")
-def totals(pytestconfig: pytest.Config) -> Totals:
-    """The suite's running totals (one object for the whole session)."""
-    return pytestconfig.stash.setdefault(TOTALS, Totals())
-
-
-def pytest_terminal_summary(
-    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
-) -> None:
-    totals = config.stash.get(TOTALS, None)
-    if totals is None:
-        return
-    terminalreporter.write_sep("=", "fault injection totals")
-    terminalreporter.write_line(totals.line())
+def totals() -> FaultTotals:
+    """The suite's running totals (one object for the whole session, per worker)."""
+    return FAULTS

@@ -11,7 +11,6 @@ import os
 import sqlite3
 import sys
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from gateway.verify import GatewayReport, verify
 from simulators.faults import FaultPlan
 from simulators.lane import SimDevice, SimLane
 from tests.harness import STATION, Daemon, order, scenario_at_speed, serving, write_config
+from tests.summaries import FaultTotals
 
 SCENARIO = Path(__file__).parents[2] / "simulators" / "scenarios" / "passing-car.yaml"
 DEVICE = "speedometer"
@@ -36,32 +36,8 @@ def base(lane: str) -> str:
 
 
 # totals ----------------------------------------------------------------------------------
-@dataclass
-class Totals:
-    """What the suite injected and what became of the records; printed at the end."""
-
-    faults: Counter[str] = field(default_factory=Counter)
-    produced: int = 0
-    delivered: int = 0
-
-    def fault(self, kind: str, count: int = 1) -> None:
-        self.faults[kind] += count
-
-    def device_faults(self, plan: FaultPlan) -> None:
-        """Count what a simulator's fault plan actually applied to its replies."""
-        for kind, count in plan.injected.items():
-            self.fault(f"device:{kind.value}", count)
-
-    @property
-    def lost(self) -> int:
-        return self.produced - self.delivered
-
-    def line(self) -> str:
-        kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(self.faults.items()))
-        return (
-            f"faults injected {sum(self.faults.values())} ({kinds}); records produced "
-            f"{self.produced}, delivered {self.delivered}, lost {self.lost}"
-        )
+#: the suite's totals (tests/summaries.py adds them up across xdist workers)
+Totals = FaultTotals
 
 
 # waiting ---------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import random
 import ssl
 import time
 from collections import defaultdict
@@ -32,6 +31,7 @@ import structlog
 from pydantic import ValidationError
 from pydantic_core import from_json
 
+from drivers.backoff import Backoff
 from gateway.integrity import load_or_create_key, sign_message
 from gateway.mqtt import publish_bounded, request_bounded
 from gateway.records import GatewayState
@@ -96,19 +96,21 @@ class Receiver:
     async def run(self) -> None:
         """Stay connected; never returns, never raises MQTT or database errors."""
         mqtt = self._cfg.mqtt
-        delay = mqtt.reconnect_min_s
+        # jittered: the receivers of a station that lost its broker do not return in step
+        backoff = Backoff(mqtt.reconnect_min_s, mqtt.reconnect_max_s, jitter=0.5)
         while True:
             try:
                 await self._session()
             except aiomqtt.MqttError as exc:
                 if self.connected.is_set():
-                    delay = mqtt.reconnect_min_s
-                log.warning("station_mqtt_lost", error=str(exc), retry_in_s=round(delay, 2))
+                    backoff.reset()
+                log.warning(
+                    "station_mqtt_lost", error=str(exc), retry_in_s=round(backoff.current, 2)
+                )
             finally:
                 self.connected.clear()
                 self._metrics.mqtt_connected.set(0)
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-            delay = min(delay * 2, mqtt.reconnect_max_s)
+            await asyncio.sleep(backoff.next())
 
     def client(self, identifier: str | None = None) -> aiomqtt.Client:
         """A client for this receiver's config (the live page uses one of its own)."""
@@ -234,14 +236,13 @@ class Receiver:
 
     async def _reconnect_store(self) -> None:
         """Reconnect the database, with backoff, before taking the next batch."""
-        delay = self._cfg.mqtt.reconnect_min_s
+        backoff = Backoff(self._cfg.mqtt.reconnect_min_s, self._cfg.mqtt.reconnect_max_s)
         while True:
-            await asyncio.sleep(delay)
+            await asyncio.sleep(backoff.next())
             try:
                 await self._store.reconnect()
             except StoreUnavailable as exc:
-                log.error("station_store_unavailable", error=str(exc), retry_in_s=delay)
-                delay = min(delay * 2, self._cfg.mqtt.reconnect_max_s)
+                log.error("station_store_unavailable", error=str(exc), retry_in_s=backoff.current)
             else:
                 log.info("station_store_reconnected")
                 return

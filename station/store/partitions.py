@@ -17,7 +17,8 @@ can always be created.
 
 The regulator's columns are generated from the payload as stored (the evidence stays the
 one source): ``finished_at`` as a timestamp, for "every record of a station on a day" and
-"failed items of a day". No plate: result records do not carry the vehicle (docs/scale.md).
+"failed items of a day"; ``plate`` (the records of an inspection carry the vehicle's) for
+"every inspection of a vehicle".
 """
 
 from __future__ import annotations
@@ -46,6 +47,19 @@ FUNCTIONS: Final = (
         END;
     END $$
     """,
+    r"""
+    CREATE OR REPLACE FUNCTION lanegw_record_text(payload text, field text)
+    RETURNS text LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+    BEGIN
+        RETURN payload::json ->> field;
+    EXCEPTION WHEN others THEN
+        BEGIN
+            RETURN replace(payload, '\u0000', '')::json ->> field;
+        EXCEPTION WHEN others THEN
+            RETURN NULL;
+        END;
+    END $$
+    """,
 )
 
 RECORDS: Final = """
@@ -67,9 +81,15 @@ RECORDS: Final = """
         received_at TEXT NOT NULL,
         receiver TEXT NOT NULL,
         finished_at TIMESTAMPTZ
-            GENERATED ALWAYS AS (lanegw_record_time(payload, 'finished_at')) STORED
+            GENERATED ALWAYS AS (lanegw_record_time(payload, 'finished_at')) STORED,
+        plate TEXT GENERATED ALWAYS AS (lanegw_record_text(payload, 'plate')) STORED
     ) PARTITION BY RANGE (record_id)
 """
+#: a regional database made before records carried the plate gets its column
+PLATE_COLUMN: Final = (
+    "ALTER TABLE records ADD COLUMN IF NOT EXISTS plate TEXT"
+    " GENERATED ALWAYS AS (lanegw_record_text(payload, 'plate')) STORED"
+)
 
 # on the partitioned table: every partition gets them, present and future
 INDEXES: Final = (
@@ -80,6 +100,9 @@ INDEXES: Final = (
     # failed items of a day, province-wide or per item code
     "CREATE INDEX IF NOT EXISTS records_failed ON records (finished_at, item_code)"
     " WHERE verdict = 'fail' AND kind = 'item'",
+    # every record of a vehicle (a regulator's first question about a plate), newest first
+    "CREATE INDEX IF NOT EXISTS records_plate ON records (plate, finished_at)"
+    " WHERE plate IS NOT NULL",
 )
 
 DEFAULT: Final = "CREATE TABLE IF NOT EXISTS records_default PARTITION OF records DEFAULT"
@@ -88,7 +111,7 @@ DEFAULT: Final = "CREATE TABLE IF NOT EXISTS records_default PARTITION OF record
 def statements() -> tuple[str, ...]:
     """The partitioned ``records`` with its indexes; run before the station's tables
     (whose ``CREATE TABLE IF NOT EXISTS records`` then leaves it as it is)."""
-    return (*FUNCTIONS, RECORDS, *INDEXES, DEFAULT)
+    return (*FUNCTIONS, RECORDS, PLATE_COLUMN, *INDEXES, DEFAULT)
 
 
 def uuid7_floor(moment: datetime) -> str:

@@ -131,6 +131,27 @@ async def test_failed_items_of_a_day_by_station(region: RecordStore) -> None:
     assert failed == [(STATION, 2), ("4401002", 1)]
 
 
+async def test_every_record_of_a_plate_is_found_by_its_index(region: RecordStore) -> None:
+    a = SigningGateway("lanegw-4401001-L1", "L1")
+    b = SigningGateway("lanegw-4401002-L1", "L1", station="4401002")
+    for gw in (a, b):
+        await registered(region, gw)
+    await region.ingest(arrivals(a, a.record(plate="粤A12345"), a.record(plate="粤B00001")))
+    await region.ingest(arrivals(b, b.record("44010022026112901", plate="粤A12345"), b.record()))
+    found = await rows(
+        region,
+        "SELECT station, inspection_id FROM records WHERE plate = %s ORDER BY station",
+        "粤A12345",
+    )
+    assert found == [(STATION, "44010012026112901"), ("4401002", "44010022026112901")]
+    indexes = await rows(
+        region,
+        "SELECT indexname FROM pg_indexes WHERE tablename LIKE 'records_%%'"
+        " AND indexdef LIKE '%%(plate, finished_at)%%'",
+    )
+    assert len(indexes) >= 1 + MONTHS_AHEAD  # each month's partition has it
+
+
 async def test_two_regional_writers_store_each_record_once(postgres: Postgres) -> None:
     """Two receivers' connections, one transaction per batch of several gateways each,
     ingest overlapping batches at once: no deadlock, each record once, no false alarm."""

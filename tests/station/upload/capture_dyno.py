@@ -34,7 +34,7 @@ async def capture(workdir: Path) -> dict[str, Any]:
         async with dyno_lane(workdir / "checks", mosquitto.port, "dyno-empty-rollers.yaml") as lane:
             for kind, device in (("coast_down", "dyno"), ("parasitic", "dyno"),
                                  ("flowmeter", "flowmeter")):  # fmt: skip
-                answer = await send_command(lane.port, "check", {"device": device, "kind": kind},
+                answer = await send_command(lane.port, "check", {"device": device, "kind": kind, "technician": "T042"},
                                             timeout=120)  # fmt: skip
                 assert answer["ok"] and answer["result"]["passed"], answer
             await lane.station.wait_for(

@@ -95,7 +95,7 @@ async def coast_down_locks_and_unlocks(lane: Lane, env: FakeEnv, config: Path) -
 
     await wait_until(lambda: locked_with(LOCKED), timeout=60)
     env.refuse_checks["7"] = ("0", "测功机未备案")  # opcode 7: coast-down (env.yaml)
-    coast = await send_command(lane.port, "check", {"device": "dyno", "kind": "coast_down"},
+    coast = await send_command(lane.port, "check", {"device": "dyno", "kind": "coast_down", "technician": "T042"},
                                timeout=120)  # fmt: skip
     assert coast["ok"] and coast["result"]["passed"], coast
     await wait_until(lambda: locked_with(REFUSED), timeout=60)

@@ -170,7 +170,7 @@ async def check_locks(
     assert reason == ["environmental: daily leak check not uploaded to the environmental platform"]
     # L2's leak check is refused by the platform: L2 stays locked, with the platform's answer
     env.refuse_checks["1"] = ("0", "检测设备未备案")
-    ok = await l2.command("check", {"device": "analyser", "kind": "leak"})
+    ok = await l2.command("check", {"device": "analyser", "kind": "leak", "technician": "T042"})
     assert ok["ok"] and ok["result"]["passed"], ok
 
     async def l2_refused() -> bool:
@@ -182,7 +182,7 @@ async def check_locks(
     ]
     env.refuse_checks.clear()
     for lane in (l1, l2):
-        answer = await lane.command("check", {"device": "analyser", "kind": "leak"})
+        answer = await lane.command("check", {"device": "analyser", "kind": "leak", "technician": "T042"})
         assert answer["ok"], answer
 
     async def unlocked() -> bool:

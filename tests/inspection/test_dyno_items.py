@@ -314,10 +314,15 @@ async def test_daily_dyno_checks_unlock_the_dyno(tmp_path: Path, mosquitto: Mosq
         refused = await send_command(lane.port, "inspect", {**order(1, ["ASM"]), **PETROL_ASM})
         assert not refused["ok"] and "daily coast_down check missing" in refused["error"]
 
-        flow = await send_command(lane.port, "check", {"device": "flowmeter", "kind": "flowmeter", "technician": "T042"})
+        flow = await send_command(
+            lane.port, "check", {"device": "flowmeter", "kind": "flowmeter", "technician": "T042"}
+        )
         assert flow["ok"] and flow["result"]["passed"], flow
         coast = await send_command(
-            lane.port, "check", {"device": "dyno", "kind": "coast_down", "technician": "T042"}, timeout=120
+            lane.port,
+            "check",
+            {"device": "dyno", "kind": "coast_down", "technician": "T042"},
+            timeout=120,
         )
         assert coast["ok"] and coast["result"]["passed"], coast["result"]
         got = {m["name"]: m for m in coast["result"]["measurements"]}

@@ -182,7 +182,9 @@ async def check_locks(
     ]
     env.refuse_checks.clear()
     for lane in (l1, l2):
-        answer = await lane.command("check", {"device": "analyser", "kind": "leak", "technician": "T042"})
+        answer = await lane.command(
+            "check", {"device": "analyser", "kind": "leak", "technician": "T042"}
+        )
         assert answer["ok"], answer
 
     async def unlocked() -> bool:

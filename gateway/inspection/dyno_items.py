@@ -68,12 +68,13 @@ class MachineItem:
 
         async with contextlib.AsyncExitStack() as stack:
             devices: dict[str, Any] = {}
+            ids: dict[str, str] = {}
             for role, device_class in self.roles:
                 held = await stack.enter_async_context(ctx.hold(device_class))
-                devices[role] = self._view(ctx, role, held)
+                ids[role] = ctx.supervisor_for(device_class).device_id
+                devices[role] = self._view(ctx, ids[role], held, role in CALIBRATED_ROLES)
             self.configure(machine, devices)
-            dyno = devices.get("dyno")
-            say = self._say(ctx, None if dyno is None else str(dyno.device_id))
+            say = self._say(ctx, ids.get("dyno"))
             try:
                 finish = await drive(machine, devices, say, ctx.time_scale)
             except asyncio.CancelledError:  # aborted by command: keep the data, then go
@@ -89,11 +90,10 @@ class MachineItem:
         )
 
     @staticmethod
-    def _view(ctx: ItemContext, role: str, device: Any) -> Any:
-        """The dyno and the flowmeter as the lane's calibrations correct them."""
-        if role not in CALIBRATED_ROLES:
+    def _view(ctx: ItemContext, device_id: str, device: Any, calibrated: bool) -> Any:
+        """The device as the lane's calibrations correct it (the dyno, the flowmeter)."""
+        if not calibrated:
             return device
-        device_id = str(device.device_id)
         return CalibratedDevice(device, lambda values: ctx.corrected(device_id, values))
 
     @staticmethod

@@ -6,6 +6,7 @@ with its Chinese labels."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,9 @@ from tests.mosquitto import Mosquitto
 from tests.station.live_payloads import progress, started, topic
 from tests.station.test_live_page import (
     ARTIFACTS,
+    ENGLISH_LEFTOVERS,
     LANE,
+    LATIN_OK,
     PHONE,
     live_page,
     new_board,
@@ -67,5 +70,8 @@ async def test_the_page_draws_the_vmas_speed_against_its_band(
         assert await figure.locator("svg").get_attribute("aria-label") == "VMAS 车速跟踪"
         assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
         assert errors == [], errors
+        dyno_codes = LATIN_OK.replace("|TSI|", "|TSI|VMAS|ASM|")
+        leftovers = await page.evaluate(ENGLISH_LEFTOVERS, dyno_codes)
+        assert leftovers == [], json.dumps(leftovers, ensure_ascii=False)  # Chinese first
         ARTIFACTS.mkdir(exist_ok=True)
         await figure.screenshot(path=ARTIFACTS / "live-page-trace.png")

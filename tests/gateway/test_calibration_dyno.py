@@ -1,8 +1,9 @@
 """Dyno calibration: the roller speed sampled live through ``lanegw calibrate`` against a
 running daemon and the simulated XinCheng dyno (real byte streams), a span fitted and
 applied (the monitor's values move), recorded, rolled back; a zero or a span beyond the
-channel's bounds refused; a device class without a tolerance refused clearly. And the
-view the dyno methods read through: corrected force and speed, the power following."""
+channel's bounds refused; the flowmeter's O2 bounded as its own; a device class without
+a tolerance refused clearly. And the view the dyno methods read through: corrected force
+and speed, the power following."""
 
 from __future__ import annotations
 
@@ -82,6 +83,20 @@ async def test_dyno_speed_is_sampled_fitted_applied_recorded_and_rolled_back(
         assert code == 0, err
         assert json.loads(out)["offset"] == pytest.approx(zero["offset"])
         assert await monitored_speed(config) == pytest.approx(0.0, abs=0.5)
+
+        # the flowmeter's diluted O2, sampled live on ambient air: not a zero (refused);
+        # a span against zero gas and air is fitted with the flowmeter's tolerance
+        code, _, err = await lanegw(
+            "calibrate", "flowmeter", "o2_diluted_pct_vol", "--reference", "0", "--samples",
+            "2", "--yes", "-c", config, *SIGNED,
+        )  # fmt: skip
+        assert code == 1 and "more than 2 % of the 25 % range" in err, err
+        o2 = {"device": "flowmeter", "channel": "o2_diluted_pct_vol"}
+        answer = await send_command(
+            mosquitto.port, "calibrate", o2 | {"references": [0, 20.9], "readings": [0.1, 20.8]}
+        )
+        assert answer["ok"] and answer["result"]["tolerance_pct"] == 2.0, answer
+        assert not answer["result"]["applied"]
 
         # a device class without a linearity tolerance: a clear refusal, not a KeyError
         answer = await send_command(

@@ -124,7 +124,8 @@ class MonitorView:
         if forces:
             left, right = (_series(forces[-CHART_COLUMNS:], name) for name in BRAKE_CURVES)
             parts.append(curves(left, right))
-        parts += trace_view(list(self.history), CHART_COLUMNS)
+        # one column a second, as many as the terminal shows without wrapping
+        parts += trace_view(list(self.history), max(10, min(CHART_COLUMNS, out.width - 2)))
         return Group(*parts)
 
     def _status_line(self) -> Text:

@@ -159,6 +159,8 @@ RANGE_QUANTITIES: frozenset[str] = frozenset(
     {"force_dan", "wheel_load_kg", "co_pct", "hc_ppm", "co2_pct", "no_ppm", "opacity_k_m1"}
     # a weighing indicator's full scale (axle or wheel plate): bounds its calibration
     | {"weight_kg"}
+    # a chassis dynamometer's roller speed and force sensor: bound their calibration
+    | {"roller_speed_kmh", "force_n"}
 )
 
 

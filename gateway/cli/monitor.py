@@ -4,7 +4,9 @@ The daemon streams every reading of the device (its polls, and while a procedure
 it, the values the procedure reads: a brake test's forces, a two-speed idle's gases);
 after a second without one it says why (offline and the last error, or what holds the
 device). Values are shown by their display names with units (gateway/display.yaml); the
-sparklines of values of one unit share one scale, so a curve's height compares.
+sparklines of values of one unit share one scale, so a curve's height compares. While
+ASM or VMAS holds a dyno, its speed is drawn against the target and the band, with an
+in-band / out-of-band headline (``trace_chart``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from rich.text import Text
 
 from gateway.cli.common import EXIT_REFUSED, require_device
 from gateway.cli.status import DEFAULT_CONFIG, ConfigOption, err, lane_of
+from gateway.cli.trace_chart import trace_view
 from gateway.control import connect
 from gateway.display import value_label
 
@@ -48,7 +51,8 @@ def monitor(
     seconds: Annotated[float | None, typer.Option(help="stop after this long")] = None,
 ) -> None:
     """Live values of one device (Ctrl-C to stop; the daemon is not affected). During a
-    brake test the forces are drawn as curves; when no values come, it says why.
+    brake test the forces are drawn as curves, during ASM or VMAS the dyno's speed against
+    its target band; when no values come, it says why.
 
     Example: [bold]lanegw monitor brake -c /etc/lanegw/lane.yaml[/]
     """
@@ -120,6 +124,8 @@ class MonitorView:
         if forces:
             left, right = (_series(forces[-CHART_COLUMNS:], name) for name in BRAKE_CURVES)
             parts.append(curves(left, right))
+        # one column a second, as many as the terminal shows without wrapping
+        parts += trace_view(list(self.history), max(10, min(CHART_COLUMNS, out.width - 2)))
         return Group(*parts)
 
     def _status_line(self) -> Text:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any, Final
 
 from drivers.devices.base import DeviceClass
 from gateway.inspection.asm import AsmMachine
+from gateway.inspection.calibrated import CalibratedDevice, trace_values
 from gateway.inspection.dyno_calc import Formulas
 from gateway.inspection.emissions_common import check_order
 from gateway.inspection.items import ItemAborted, ItemContext, ItemOutcome
@@ -25,6 +27,8 @@ from gateway.inspection.vmas import VmasMachine
 from gateway.limits import load_table
 from gateway.records import Evidence, Verdict
 
+#: the roles whose readings the machines get corrected by the lane's calibrations
+CALIBRATED_ROLES: Final = frozenset({"dyno", "flowmeter"})
 PETROL: Final = frozenset({"petrol", "hybrid"})
 DIESEL: Final = frozenset({"diesel", "hybrid"})
 
@@ -62,14 +66,15 @@ class MachineItem:
         """Run the machine on the lane's devices and judge."""
         machine, limit_set = self.prepare(ctx)
 
-        def say(action: Say) -> None:
-            ctx.progress(action.step, action.message, **action.values)
-
         async with contextlib.AsyncExitStack() as stack:
             devices: dict[str, Any] = {}
+            ids: dict[str, str] = {}
             for role, device_class in self.roles:
-                devices[role] = await stack.enter_async_context(ctx.hold(device_class))
+                held = await stack.enter_async_context(ctx.hold(device_class))
+                ids[role] = ctx.supervisor_for(device_class).device_id
+                devices[role] = self._view(ctx, ids[role], held, role in CALIBRATED_ROLES)
             self.configure(machine, devices)
+            say = self._say(ctx, ids.get("dyno"))
             try:
                 finish = await drive(machine, devices, say, ctx.time_scale)
             except asyncio.CancelledError:  # aborted by command: keep the data, then go
@@ -83,6 +88,26 @@ class MachineItem:
             evidence=[self._evidence(ctx, machine)],
             name=self.name,
         )
+
+    @staticmethod
+    def _view(ctx: ItemContext, device_id: str, device: Any, calibrated: bool) -> Any:
+        """The device as the lane's calibrations correct it (the dyno, the flowmeter)."""
+        if not calibrated:
+            return device
+        return CalibratedDevice(device, lambda values: ctx.corrected(device_id, values))
+
+    @staticmethod
+    def _say(ctx: ItemContext, dyno_id: str | None) -> Callable[[Say], None]:
+        """Progress to the station; a ``*_live`` step's speed trace also to the dyno's
+        monitors (``lanegw monitor``)."""
+
+        def say(action: Say) -> None:
+            ctx.progress(action.step, action.message, **action.values)
+            trace = trace_values(action.values) if action.step.endswith("_live") else {}
+            if dyno_id is not None and trace:
+                ctx.show(dyno_id, trace)
+
+        return say
 
     def _evidence(self, ctx: ItemContext, machine: ProcedureMachine) -> Evidence:
         document = {**machine.evidence(), "time_scale": ctx.time_scale}

@@ -97,6 +97,11 @@ class ItemContext:
         if self.live_fn is not None:
             self.live_fn(device_id, self.corrected(device_id, values))
 
+    def show(self, device_id: str, values: dict[str, Any]) -> None:
+        """Show ``values`` of a held device that are already calibrated to its monitors."""
+        if self.live_fn is not None:
+            self.live_fn(device_id, values)
+
     def corrected(self, device_id: str, values: dict[str, Any]) -> dict[str, Any]:
         """``values`` of ``device_id`` with the lane's active calibrations applied."""
         if self.calibrations is None:

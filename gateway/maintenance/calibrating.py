@@ -21,12 +21,7 @@ from drivers.devices.base import Reading
 from drivers.errors import DriverError
 from gateway.commands import CommandError
 from gateway.maintenance import guards
-from gateway.maintenance.calibration import (
-    TOLERANCE_PCT,
-    CalibrationEntry,
-    CalibrationError,
-    fit,
-)
+from gateway.maintenance.calibration import CalibrationEntry, CalibrationError, fit
 from gateway.producer import RecordDraft
 from gateway.records import Measurement, Verdict, utc_now
 from gateway.supervisor import DeviceSupervisor
@@ -95,7 +90,7 @@ async def calibrate(gateway: Gateway, args: dict[str, Any]) -> dict[str, Any]:
     references, readings = _floats(args, "references"), _floats(args, "readings")
     guards.refuse_while_busy(gateway, supervisor)
     guards.check_references(references)
-    tolerance = TOLERANCE_PCT[supervisor.device.device_class]
+    tolerance = guards.tolerance_for(supervisor.device.device_class, channel)
     current = gateway.calibrations.active(supervisor.device_id, channel)
     try:
         result = fit(references, readings, tolerance, current)

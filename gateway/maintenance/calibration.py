@@ -5,7 +5,8 @@ A calibration of channel ``c`` of a device maps the raw value to ``gain * raw + 
 A *zero* calibration (one reference point, 0) moves the offset only; a *span*
 calibration (two or more points) fits gain and offset by least squares and checks the
 linearity at every point, as a % of the span, against the tolerance the device class
-allows (how far a calibration may move a channel: ``guards``). History is an
+allows (``calibration_bounds.yaml``, data with its sources; how far a calibration may
+move a channel: ``guards``). History is an
 append-only JSON-lines file per device; a rollback re-activates the previous calibration
 of that channel (and is itself recorded).
 """
@@ -18,18 +19,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from drivers.devices.base import DeviceClass
-
-#: linearity tolerance, % of the calibrated span, per device class (JJG values not verified:
-#: standards.md §4 marks the ±3 % brake figure [MEM]); configurable in a later revision
-TOLERANCE_PCT: Final = {
-    DeviceClass.BRAKE_TESTER: 3.0,
-    DeviceClass.AXLE_WEIGHER: 2.0,
-    DeviceClass.HEADLAMP_TESTER: 5.0,
-    DeviceClass.SPEEDOMETER_TESTER: 2.0,
-    DeviceClass.GAS_ANALYSER: 3.0,
-    DeviceClass.OPACIMETER: 2.0,
-}
 #: a fitted gain outside this range means a wrong reference or a broken sensor
 GAIN_RANGE: Final = (0.5, 2.0)
 

@@ -12,18 +12,22 @@ the control socket):
   or more references (``check_references``);
 - when the coefficients move the channel further than its bounds allow: the offset
   beyond ``offset_pct`` of the device's measuring range, a span's gain outside its range
-  (``check_coefficients``). Bounds are data, per channel: ``calibration_bounds.yaml``.
+  (``check_coefficients``);
+- for a device class without a linearity tolerance (``tolerance_for``).
+
+Bounds and tolerances are data, per channel and device class: ``calibration_bounds.yaml``.
 """
 
 from __future__ import annotations
 
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
+from drivers.devices.base import DeviceClass
 from gateway.commands import CommandError
 from gateway.maintenance.calibration import Linear
 
@@ -33,40 +37,92 @@ if TYPE_CHECKING:
     from gateway.supervisor import DeviceSupervisor
 
 
-class ChannelBounds(BaseModel):
-    """How far a calibration may move one channel."""
+Confidence = Literal["std", "spec", "sec", "mem", "unverified"]
 
+
+class _Sourced(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: str
+    confidence: Confidence
+    #: where an unverified figure comes from (the reference material has none)
+    reasoning: str | None = None
+
+    @model_validator(mode="after")
+    def _reasoned(self) -> Self:
+        if self.confidence == "unverified" and not self.reasoning:
+            raise ValueError("an unverified figure needs its reasoning")
+        return self
+
+
+class ChannelBounds(_Sourced):
+    """How far a calibration may move one channel."""
 
     quantity: str | None  # the identity.ranges key naming the device's full scale
     full_scale: float  # used when the device's config names no range
     unit: str
     offset_pct: float  # largest |offset|, % of the measuring range
     gain: tuple[float, float]
-    source: str
-    confidence: Literal["std", "spec", "sec", "mem"]
+    #: this channel's linearity tolerance, % of the span (default: its device class's)
+    tolerance_pct: float | None = None
+
+
+class Tolerance(_Sourced):
+    """The linearity a span must show after the fit, % of the calibrated span."""
+
+    value: float
 
 
 class _BoundsFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    tolerance_pct: dict[DeviceClass, Tolerance]
+    device_channels: dict[DeviceClass, dict[str, ChannelBounds]]
     channels: dict[str, ChannelBounds]
 
 
 @cache
-def channel_bounds() -> dict[str, ChannelBounds]:
-    """The bounds of every channel that may be calibrated."""
+def _bounds_file() -> _BoundsFile:
     text = resources.files("gateway.maintenance").joinpath("calibration_bounds.yaml").read_text()
-    return _BoundsFile.model_validate(yaml.safe_load(text)).channels
+    return _BoundsFile.model_validate(yaml.safe_load(text))
 
 
-def bounds_for(channel: str) -> ChannelBounds:
+def channel_bounds(device_class: DeviceClass | None = None) -> dict[str, ChannelBounds]:
+    """The bounds of every channel that may be calibrated (on ``device_class``)."""
+    data = _bounds_file()
+    specific = data.device_channels.get(device_class, {}) if device_class else {}
+    return data.channels | specific
+
+
+def tolerances() -> dict[DeviceClass, Tolerance]:
+    """The linearity tolerance of every device class that may be calibrated."""
+    return _bounds_file().tolerance_pct
+
+
+def bounds_for(channel: str, device_class: DeviceClass | None = None) -> ChannelBounds:
     """The bounds of ``channel``; ``CommandError`` for a channel that has none."""
-    bounds = channel_bounds().get(channel)
+    known = channel_bounds(device_class)
+    bounds = known.get(channel)
     if bounds is None:
-        known = ", ".join(sorted(channel_bounds()))
-        raise CommandError(f"calibration refused: {channel!r} has no calibration bounds ({known})")
+        names = ", ".join(sorted(known))
+        raise CommandError(f"calibration refused: {channel!r} has no calibration bounds ({names})")
     return bounds
+
+
+def tolerance_for(device_class: DeviceClass, channel: str) -> float:
+    """The linearity tolerance, % of span, for ``channel`` of a ``device_class`` device;
+    ``CommandError`` for a class without one (never a ``KeyError``)."""
+    bounds = channel_bounds(device_class).get(channel)
+    if bounds is not None and bounds.tolerance_pct is not None:
+        return bounds.tolerance_pct
+    tolerance = tolerances().get(device_class)
+    if tolerance is None:
+        known = ", ".join(sorted(c.value for c in tolerances()))
+        raise CommandError(
+            f"calibration refused: device class {device_class.value} has no linearity tolerance in "
+            f"calibration_bounds.yaml (classes that can be calibrated: {known})"
+        )
+    return tolerance.value
 
 
 def measuring_range(device: DeviceConfig, bounds: ChannelBounds) -> float:
@@ -122,7 +178,7 @@ def check_coefficients(
 ) -> dict[str, Any]:
     """``CommandError`` when the coefficients leave the channel's bounds; else the bounds
     as shown to the technician."""
-    bounds = bounds_for(channel)
+    bounds = bounds_for(channel, device.device_class)
     full = measuring_range(device, bounds)
     limit = bounds.offset_pct / 100.0 * full
     unit = bounds.unit

@@ -26,6 +26,9 @@ from station.live.curves import Curve
 MAX_ITEMS: Final = 32  # an order has at most 20
 MAX_DEVICES: Final = 32
 MAX_LIVE_POINTS: Final = 600  # brake_live comes at 4 Hz: two and a half minutes
+#: the dyno methods' per-second steps whose speed, target and band draw the speed trace
+TRACE_STEPS: Final = frozenset({"asm_live", "vmas_live"})
+TRACE_KEYS: Final = ("speed_kmh", "target_kmh", "band_low_kmh", "band_high_kmh")
 #: progress values that are shown elsewhere (item verdict, reason) or not at all
 _NOT_VALUES: Final = frozenset({"verdict", "reason", "flags"})
 _ITEM_CODE: Final = re.compile(r"^[A-Za-z0-9]{1,8}$")
@@ -55,6 +58,8 @@ class ItemState:
     measurements: list[Measurement] = field(default_factory=list)  # from the record
     flags: list[str] = field(default_factory=list)
     live: list[tuple[Scalar, Scalar]] = field(default_factory=list)  # brake_live forces
+    #: ASM/VMAS seconds: (speed, target, band low, band high), km/h
+    trace: list[tuple[float, ...]] = field(default_factory=list)
     curves: list[Curve] = field(default_factory=list)  # from the record's evidence
 
     def to_json(self) -> dict[str, Any]:
@@ -69,6 +74,7 @@ class ItemState:
             "measurements": [m.model_dump(mode="json") for m in self.measurements],
             "flags": self.flags,
             "live": self.live,
+            "trace": self.trace,
         }
 
 
@@ -119,6 +125,14 @@ class InspectionState:
             "verdict": self.verdict,
             "summary": [m.model_dump(mode="json") for m in self.summary],
         }
+
+
+def _trace_point(item: ItemState, values: dict[str, Scalar]) -> None:
+    """One second of the speed trace, when the step carries speed, target and band."""
+    point = [values.get(key) for key in TRACE_KEYS]
+    numbers = [v for v in point if isinstance(v, int | float) and not isinstance(v, bool)]
+    if len(numbers) == len(TRACE_KEYS) and len(item.trace) < MAX_LIVE_POINTS:
+        item.trace.append(tuple(float(v) for v in numbers))
 
 
 def _text(values: dict[str, Scalar], key: str) -> str | None:
@@ -226,6 +240,8 @@ class LaneState:
             if len(item.live) < MAX_LIVE_POINTS:
                 item.live.append((values.get("force_left_dan"), values.get("force_right_dan")))
             return
+        if event.step in TRACE_STEPS:
+            _trace_point(item, values)
         for name, value in values.items():
             if name not in _NOT_VALUES and len(item.values) < MAX_ITEMS:
                 item.values[name] = value

@@ -261,6 +261,7 @@ function itemBlock(laneName, item, curves) {
   } else if (item.live.length > 1) {
     node.append(curveFigure(item, liveCurve(item.live), "live"));
   }
+  if (item.trace && item.trace.length > 1) node.append(traceFigure(item));
   if (item.measurements.length > judged.length) node.append(moreValues(laneName, item));
   return node;
 }
@@ -322,6 +323,47 @@ function curveFigure(item, curve, source) {
     h("figcaption", {}, h("span", {}, `${item.code} `, bi(title), " (daN)"),
       h("span", { class: "l" }, `${ui("left").zh} L ${max} ${Math.max(0, ...curve.left)}`),
       h("span", { class: "r" }, `${ui("right").zh} R ${max} ${Math.max(0, ...curve.right)}`)));
+}
+
+// ASM/VMAS: the roller speed each second against its target and the band around it
+// (points: [speed, target, low, high] km/h), on a scale that zooms on the trace
+function traceFigure(item) {
+  const width = 320, height = 150, pad = { left: 34, right: 8, top: 8, bottom: 18 };
+  const points = item.trace;
+  const count = points.length;
+  const bottom = Math.floor(Math.min(...points.map((p) => Math.min(p[0], p[2]))) - 1);
+  const top = Math.ceil(Math.max(...points.map((p) => Math.max(p[0], p[3]))) + 1);
+  const x = (i) => pad.left + (i / (count - 1)) * (width - pad.left - pad.right);
+  const y = (v) => height - pad.bottom - ((v - bottom) / (top - bottom)) * (height - pad.top - pad.bottom);
+  const xy = (i, v) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`;
+  const band = [...points.map((p, i) => xy(i, p[3])), ...points.map((p, i) => xy(i, p[2])).reverse()];
+  const line = (k, cls) => svg("polyline", { class: cls, points: points.map((p, i) => xy(i, p[k])).join(" ") });
+  const title = ui("speed_trace");
+  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img",
+    "aria-label": `${item.code} ${title.zh}` });
+  chart.append(
+    svg("polygon", { class: "band", points: band.join(" ") }),
+    svg("line", { class: "axis", x1: pad.left, y1: pad.top, x2: pad.left, y2: height - pad.bottom }),
+    svg("line", { class: "axis", x1: pad.left, y1: height - pad.bottom, x2: width - pad.right, y2: height - pad.bottom }),
+    svg("text", { x: 2, y: pad.top + 8 }, top),
+    svg("text", { x: 2, y: height - pad.bottom }, bottom),
+    svg("text", { x: width - pad.right, y: height - 4, "text-anchor": "end" }, `${count} s`),
+    line(1, "target"), line(0, "speed"));
+  points.forEach((p, i) => {
+    if (p[0] < p[2] || p[0] > p[3]) chart.append(svg("circle", { class: "out", cx: x(i).toFixed(1), cy: y(p[0]).toFixed(1), r: 2 }));
+  });
+  const [speed, target, low, high] = points[count - 1];
+  const inside = low <= speed && speed <= high;
+  const unit = entry("units", "km/h");
+  const kmh = unit ? unit.zh : "km/h";
+  return h("figure", { class: "curve trace", "data-item": item.code, "data-samples": count,
+    "data-in-band": inside },
+    chart,
+    h("figcaption", {}, h("span", {}, `${item.code} `, bi(title), ` (${kmh})`),
+      h("span", { class: "speed" }, `${ui("actual_speed").zh} ${speed}`),
+      h("span", { class: "target" }, `${valueLabel("target_kmh").zh} ${target}`),
+      h("span", { class: "band-text" }, `${ui("target_band").zh} ${low}–${high}`),
+      h("span", { class: "in-band" }, bi(ui(inside ? "in_band" : "out_of_band")))));
 }
 
 function devicesBlock(lane) {

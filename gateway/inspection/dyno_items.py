@@ -9,6 +9,7 @@ was measured.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 from collections.abc import Callable
@@ -46,7 +47,7 @@ def reference_mass(ctx: ItemContext) -> float:
     return order.curb_mass_kg + load_table("gb18285-2018").number("asm_reference_mass_extra_kg")
 
 
-class MachineItem:
+class MachineItem(abc.ABC):
     """Base of the four items: roles -> device classes, a machine per run."""
 
     needs: tuple[DeviceClass, ...] = ()
@@ -55,12 +56,13 @@ class MachineItem:
     name = "item"
     evidence_kind = "emission_process"
 
+    @abc.abstractmethod
     def prepare(self, ctx: ItemContext) -> tuple[ProcedureMachine, str | None]:
         """Check the order; the machine and the limit set it judges by."""
-        raise NotImplementedError
 
     def configure(self, machine: ProcedureMachine, devices: dict[str, Any]) -> None:
         """Give the machine what it needs to know of the devices (default: nothing)."""
+        return  # a hook: most methods need nothing
 
     async def run(self, ctx: ItemContext) -> ItemOutcome:
         """Run the machine on the lane's devices and judge."""

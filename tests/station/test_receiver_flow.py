@@ -98,10 +98,8 @@ async def test_a_burst_drains_with_the_receiver_holding_at_most_max_held(
 ) -> None:
     stored, peak = await drain(tmp_path, mosquitto.port, MAX_HELD)
     assert stored == BACKLOG
-    print(f"held at most {peak} of {BACKLOG} with max_held {MAX_HELD}")
     assert BATCH <= peak <= MAX_HELD + OVERSHOOT, peak
     # without the bound the same burst waits inside the receiver
     stored, unbounded_peak = await drain(tmp_path, mosquitto.port, 0)
     assert stored == BACKLOG
-    print(f"held at most {unbounded_peak} of {BACKLOG} without")
     assert unbounded_peak > 4 * MAX_HELD, unbounded_peak

@@ -42,6 +42,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--variants", default=",".join(VARIANTS), help="record sizes of the store part")
     p.add_argument("--e2e-variant", default="s1", choices=VARIANTS, help="record size in e2e")
     p.add_argument("--inflight", type=int, default=32, help="QoS 1 window of each gateway")
+    p.add_argument("--max-held", type=int, default=None, help="e2e: receivers' mqtt.max_held")
+    p.add_argument("--cases", default=",".join(station_e2e.CASES), help="e2e cases")
     p.add_argument("--json", type=Path, default=REPO / "artifacts" / "bench-station.json")
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = p.parse_args(argv)
@@ -129,7 +131,15 @@ async def _part(
         variants = [v for v in args.variants.split(",") if v]
         return await station_store.run(workdir, postgres, args.records, batches, variants, _log)
     return await station_e2e.run(
-        workdir, postgres, args.gateways, args.records, args.e2e_variant, args.inflight, _log
+        workdir,
+        postgres,
+        args.gateways,
+        args.records,
+        args.e2e_variant,
+        args.inflight,
+        _log,
+        args.max_held,
+        tuple(c for c in args.cases.split(",") if c),
     )
 
 

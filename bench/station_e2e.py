@@ -36,13 +36,21 @@ from gateway.mqtt import publish_bounded
 from station.store import RecordStore
 
 ROOT = f"lanegw/{STATION}"
+#: database and number of receivers of each end-to-end case
+CASES = ("sqlite-1", "postgresql-1", "postgresql-2")
 
 
-def station_yaml(path: Path, mqtt_port: int, url: str, client_id: str) -> Path:
-    """A receiver's config: the defaults (batch 200, shared group) but no web or metrics."""
+def station_yaml(
+    path: Path, mqtt_port: int, url: str, client_id: str, max_held: int | None = None
+) -> Path:
+    """A receiver's config: the defaults (batch 200, shared group) but no web or metrics;
+    ``max_held``: its ``mqtt.max_held`` instead of the default."""
+    mqtt: dict[str, Any] = {"port": mqtt_port, "client_id": client_id, "reconnect_min_s": 0.2}
+    if max_held is not None:
+        mqtt["max_held"] = max_held
     config = {
         "station": STATION,
-        "mqtt": {"port": mqtt_port, "client_id": client_id, "reconnect_min_s": 0.2},
+        "mqtt": mqtt,
         "database": {"url": url},
         "web": {"enabled": False},
         "metrics": {"enabled": False},
@@ -51,9 +59,11 @@ def station_yaml(path: Path, mqtt_port: int, url: str, client_id: str) -> Path:
     return path
 
 
-async def start_receiver(workdir: Path, mqtt_port: int, url: str, name: str) -> Child:
+async def start_receiver(
+    workdir: Path, mqtt_port: int, url: str, name: str, max_held: int | None = None
+) -> Child:
     """``lanegw station run``, returned once it has subscribed."""
-    config = station_yaml(workdir / f"{name}.yaml", mqtt_port, url, name)
+    config = station_yaml(workdir / f"{name}.yaml", mqtt_port, url, name, max_held)
     argv = [*lanegw_command(), "station", "run", "--config", str(config), "--log-format", "json"]
     child = Child(argv, workdir / f"{name}.log", child_env(workdir))
     await child.start()
@@ -231,6 +241,7 @@ async def case(
     receivers: int,
     lanes: list[Lane],
     inflight: int,
+    max_held: int | None = None,
 ) -> dict[str, Any]:
     """One broker, ``receivers`` receivers on ``url``, every lane's records through them."""
     broker = _fresh_broker(workdir)
@@ -238,7 +249,8 @@ async def case(
     children: list[Child] = []
     try:
         for n in range(receivers):
-            children.append(await start_receiver(workdir, broker.port, url, f"receiver-{n + 1}"))
+            name = f"receiver-{n + 1}"
+            children.append(await start_receiver(workdir, broker.port, url, name, max_held))
         meters = Meters(children, broker.proc.pid, postgres)
         seconds, measured = await drive(lanes, broker.port, url, inflight, meters)
     finally:
@@ -293,10 +305,14 @@ async def run(
     variant: str,
     inflight: int,
     log: Callable[[str], None] = print,
+    max_held: int | None = None,
+    cases: tuple[str, ...] = CASES,
 ) -> list[dict[str, Any]]:
-    """SQLite with one receiver, PostgreSQL with one and with two."""
+    """SQLite with one receiver, PostgreSQL with one and with two (``cases``)."""
     rows = []
     for database, receivers in (("sqlite", 1), ("postgresql", 1), ("postgresql", 2)):
+        if f"{database}-{receivers}" not in cases:
+            continue
         name = f"e2e-{database}-{receivers}"
         lanes = []
         for n in range(gateways):
@@ -304,7 +320,7 @@ async def run(
             lanes.append(Lane(gateway, gateway.records(records, variant)))
         pg = postgres if database == "postgresql" else None
         url = postgres.database() if pg else f"sqlite:{workdir}/{name}.sqlite3"
-        row = await case(workdir / name, database, url, pg, receivers, lanes, inflight)
+        row = await case(workdir / name, database, url, pg, receivers, lanes, inflight, max_held)
         row["variant"] = variant
         if row["stored"] != row["records"] or not row["all_acked"]:
             raise RuntimeError(f"{name}: {row['stored']} of {row['records']} stored")
@@ -313,6 +329,7 @@ async def run(
             f" ({row['records']} in {row['seconds']} s, published in {row['published_s']} s),"
             f" receiver CPU {row['receiver_cpu_ms_per_record']} ms/record,"
             f" RSS {', '.join(str(r['rss_mb']) for r in row['per_receiver'])} MB"
+            f" (peak {', '.join(str(r['hwm_mb']) for r in row['per_receiver'])} MB)"
         )
         rows.append(row)
     return rows

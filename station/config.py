@@ -49,6 +49,14 @@ class StationMqtt(_Model):
         description="acknowledge stored records on the lanes' ack topics; false: store "
         "only, another tier acknowledges (station and region, docs/scale.md)",
     )
+    max_held: int = Field(
+        default=400,
+        ge=0,
+        description="records received and not yet stored at which the receiver stops "
+        "reading from the broker until a batch is stored (keep it at least 2 x "
+        "checks.batch; the broker's max_queued_messages must hold the rest of a burst, "
+        "docs/performance.md); 0: no bound",
+    )
 
 
 class DatabaseConfig(_Model):

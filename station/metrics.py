@@ -45,6 +45,12 @@ class StationMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=registry,
         )
+        self.held_peak = Gauge(
+            "lanegw_station_held_peak",
+            "The most records received from the broker and not yet stored at once, "
+            "this connection (bounded by mqtt.max_held)",
+            registry=registry,
+        )
         self.mqtt_connected = Gauge(
             "lanegw_station_mqtt_connected", "1 while connected to the broker", registry=registry
         )

@@ -7,7 +7,9 @@ queued up while a batch was stored is taken as the next batch: one transaction a
 ack per lane for many records. A record is acknowledged only after its commit; a
 receiver killed before that leaves it unacknowledged, and its gateway sends it again
 (``mqtt.ack_timeout_s``), to whichever receiver is alive: none lost, and the record id
-makes the second copy a duplicate, not a second record.
+makes the second copy a duplicate, not a second record. A burst waits in the broker: the
+receiver stops reading while it holds ``mqtt.max_held`` records not yet stored
+(station/readgate.py), and publishes its acks on a second connection.
 
 The same code is the regional tier (docs/scale.md): ``station: "+"`` takes every
 station's lanes from the regional broker, and ``mqtt.acknowledge: false`` stores without
@@ -18,6 +20,7 @@ outbox go.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import ssl
@@ -38,6 +41,7 @@ from gateway.records import GatewayState
 from station.checks import Alarm, AlarmKind, Arrival, Decision, parse_arrival
 from station.config import StationConfig
 from station.metrics import StationMetrics
+from station.readgate import ReadGate
 from station.store import RecordStore, StoreUnavailable
 
 log = structlog.get_logger("lanegw.station")
@@ -84,6 +88,7 @@ class Receiver:
         key_file = config.trust.ack_key_file
         self._ack_key = load_or_create_key(key_file) if key_file is not None else None
         self.connected = asyncio.Event()
+        self.gate: ReadGate | None = None  # the current connection's (tests read its peak)
 
     @property
     def filters(self) -> list[str]:
@@ -117,9 +122,17 @@ class Receiver:
         return mqtt_client(self._cfg, self._password, identifier or self._cfg.client_id)
 
     async def _session(self) -> None:
-        async with self.client() as client:
+        async with contextlib.AsyncExitStack() as stack:
+            client = await stack.enter_async_context(self.client())
+            # the acks go out on a connection of their own: on this one, while its reads
+            # are paused (station/readgate.py), a PUBACK would wait behind every record
+            # mosquitto has lined up for the receiver
+            acker = client
+            if self._cfg.mqtt.acknowledge:
+                acker = await stack.enter_async_context(self.client(f"{client.identifier}-acks"))
             # bounded here, not by aiomqtt's wait_for, which can lose a SIGTERM's cancellation
-            client.pending_calls_threshold = self._cfg.checks.batch + 16  # a batch's acks
+            acker.pending_calls_threshold = self._cfg.checks.batch + 16  # a batch's acks
+            self.gate = ReadGate(client, self._cfg.mqtt.max_held)
             subscriptions = [(topic, 1) for topic in self.filters]
             await request_bounded(client.subscribe(subscriptions, timeout=math.inf))
             self.connected.set()
@@ -128,9 +141,15 @@ class Receiver:
             batch_size = self._cfg.checks.batch
             async for first in client.messages:
                 batch = [first]
-                while len(client.messages) and len(batch) < batch_size:
-                    batch.append(await anext(client.messages))
-                await self._handle(client, [m for m in map(self._lane_message, batch) if m])
+                self.gate.take(1)
+                try:
+                    while len(client.messages) and len(batch) < batch_size:
+                        batch.append(await anext(client.messages))
+                        self.gate.take(1)
+                    self._metrics.held_peak.set(self.gate.peak)
+                    await self._handle(acker, [m for m in map(self._lane_message, batch) if m])
+                finally:
+                    self.gate.release(len(batch))
 
     def _lane_message(self, message: aiomqtt.Message) -> LaneMessage | None:
         topic = str(message.topic)

@@ -24,6 +24,9 @@ def test_an_orphan_task_fails_its_test(pytester: pytest.Pytester) -> None:
             task.cancel()
         """
     )
-    result = pytester.runpytest_inprocess("-o", "asyncio_mode=auto", "-p", "no:cacheprovider")
+    result = pytester.runpytest_inprocess(
+        "-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=function",
+        "-p", "no:cacheprovider",
+    )  # fmt: skip
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["*the test left tasks running: orphan*"])

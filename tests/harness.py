@@ -265,3 +265,25 @@ def scenario_at_speed(path: Path, time_scale: float) -> Scenario:
     scenario = load_scenario(path)
     timing = scenario.timing.model_copy(update={"time_scale": time_scale})
     return scenario.model_copy(update={"timing": timing})
+
+
+async def run_cli(
+    *args: str,
+    timeout: float = 60,
+    env: dict[str, str] | None = None,
+    unwrap: tuple[bool, bool] = (False, False),
+) -> tuple[int, str, str]:
+    """``lanegw ARGS`` as a technician runs it: exit code, stdout and stderr. ``env`` is
+    added to this process's environment; ``unwrap`` (stdout, stderr) joins Rich's wrapped
+    lines back into one, so a test can look for a sentence whatever the terminal width."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+    async with asyncio.timeout(timeout):
+        out, err = await proc.communicate()
+    assert proc.returncode is not None
+    texts = [raw.decode() for raw in (out, err)]
+    shown = [" ".join(t.split()) if flat else t for t, flat in zip(texts, unwrap, strict=True)]
+    return proc.returncode, shown[0], shown[1]

@@ -3,9 +3,7 @@ values, a refused bad reference, a rollback, and calibration records published."
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,7 @@ from gateway.maintenance.calibration import (
     fit,
 )
 from simulators.lane import SimDevice, SimLane
-from tests.harness import running_lane, scenario_at_speed, send_command
+from tests.harness import run_cli, running_lane, scenario_at_speed, send_command
 from tests.mosquitto import Mosquitto
 
 SCENARIO = Path(__file__).parents[2] / "simulators" / "scenarios" / "passing-car.yaml"
@@ -61,18 +59,7 @@ def test_unusable_references_are_refused(refs: list[float], raw: list[float], me
 
 async def lanegw(*args: str) -> tuple[int, str, str]:
     """Run the CLI; stdout and stderr with Rich's line wrapping undone."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(60):
-        out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), " ".join(err.decode().split())
+    return await run_cli(*args, unwrap=(False, True))
 
 
 def weigher_lane(lane: SimLane) -> Any:

@@ -17,7 +17,7 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from tests.harness import BASE
+from tests.harness import BASE, run_cli
 from tests.inspection.test_brake_items import brake_lane, inspect, values, vehicle_order
 from tests.mosquitto import Mosquitto
 
@@ -25,18 +25,7 @@ SIGNED = ("--technician", "T042", "--certificate", "GZJL-2026-2", "--yes", "--js
 
 
 async def lanegw(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(60):
-        out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), " ".join(err.decode().split())
+    return await run_cli(*args, unwrap=(False, True))
 
 
 async def calibrate_when_started(port: int, inspection_id: str) -> dict[str, Any]:

@@ -17,20 +17,12 @@ import pytest
 from simulators.lane import SimDevice, SimLane
 from tests.gateway.test_cli_terminal import finish
 from tests.gateway.test_maintenance import CYLINDERS, SCENARIO, lane_config
-from tests.harness import running_lane, scenario_at_speed, send_command
+from tests.harness import run_cli, running_lane, scenario_at_speed, send_command
 from tests.mosquitto import Mosquitto
 
 
 async def lanegw(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "COLUMNS": "160"},
-    )  # fmt: skip
-    async with asyncio.timeout(60):
-        out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, " ".join(out.decode().split()), " ".join(err.decode().split())
+    return await run_cli(*args, env={"COLUMNS": "160"}, unwrap=(True, True))
 
 
 @pytest.mark.mqtt

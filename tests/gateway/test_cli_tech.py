@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from pathlib import Path
@@ -11,25 +10,14 @@ from typing import Any
 from gateway.portlock import locked
 from gateway.status import GatewayStatus
 from simulators.lane import SimDevice, SimLane
-from tests.harness import running_lane, scenario_at_speed, serving
+from tests.harness import run_cli, running_lane, scenario_at_speed, serving
 from tests.mosquitto import Mosquitto
 
 SCENARIO = Path(__file__).parents[2] / "simulators" / "scenarios" / "passing-car.yaml"
 
 
 async def lanegw(*args: str, timeout: float = 60) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(timeout):
-        out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await run_cli(*args, timeout=timeout)
 
 
 def speedometer_lane(lane: SimLane) -> Any:

@@ -20,7 +20,7 @@ from rich.console import Console
 
 from gateway.cli.status import _status_view
 from simulators.lane import SimDevice, SimLane
-from tests.harness import Station, order, running_lane, scenario_at_speed, send_command
+from tests.harness import Station, order, run_cli, running_lane, scenario_at_speed, send_command
 from tests.mosquitto import Mosquitto, free_port
 
 SCENARIO = Path(__file__).parents[2] / "simulators" / "scenarios" / "passing-car.yaml"
@@ -69,15 +69,7 @@ async def finish(child: pexpect.spawn) -> tuple[int, str]:
 
 
 async def lanegw(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "COLUMNS": "200", **(env or {})},
-    )  # fmt: skip
-    async with asyncio.timeout(60):
-        out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, " ".join(out.decode().split()), " ".join(err.decode().split())
+    return await run_cli(*args, env={"COLUMNS": "200", **(env or {})}, unwrap=(True, True))
 
 
 async def offline(station: Station, device: str) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from simulators.lane import SimDevice, SimLane
 from simulators.scenario import Scenario
-from tests.harness import running_lane, scenario_at_speed
+from tests.harness import run_cli, running_lane, scenario_at_speed
 from tests.mosquitto import Mosquitto
 
 SCENARIO = Path(__file__).parents[2] / "simulators" / "scenarios" / "passing-car.yaml"
@@ -20,18 +20,7 @@ VIN = "LSVAU2180N2183294"
 
 
 async def lanegw(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(60):
-        out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await run_cli(*args)
 
 
 PRIMED = (

@@ -4,32 +4,19 @@ that needs it is refused with the reason; check records are published."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 from simulators.lane import SimDevice, SimLane
-from tests.harness import order, running_lane, scenario_at_speed, send_command
+from tests.harness import order, run_cli, running_lane, scenario_at_speed, send_command
 from tests.mosquitto import Mosquitto
 
 SCENARIO = Path(__file__).parents[2] / "simulators" / "scenarios" / "passing-car.yaml"
 
 
 async def lanegw(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(60):
-        out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await run_cli(*args)
 
 
 def lane_config(lane: SimLane) -> Any:

@@ -117,7 +117,7 @@ async def start_lane(tmp_path: Path, port: int, first: Scenario) -> AsyncIterato
                 for topic in ("devices/analyser/status", "devices/opacimeter/status")
             )
 
-        await station.wait_for(online)
+        await station.wait_for(online, timeout=60)  # a loaded machine starts slowly
         yield Lane(station, sims, port, tmp_path / "state")
 
 
